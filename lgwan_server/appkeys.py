@@ -1,0 +1,24 @@
+"""Every typed application and request key, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .config import LgwanConfig
+    from .hub import Hub
+    from .kernel import Kernel
+    from .services.auth import Authenticated
+    from .storage.database import Database
+    from .web.validation import Validator
+
+config_key = web.AppKey["LgwanConfig"]("config")
+db_key = web.AppKey["Database"]("db")
+hub_key = web.AppKey["Hub"]("hub")
+kernel_key = web.AppKey["Kernel"]("kernel")
+validator_key = web.AppKey["Validator"]("validator")
+
+current_auth_key = web.RequestKey["Authenticated"]("current_auth")
+client_ip_key = web.RequestKey[str]("client_ip")

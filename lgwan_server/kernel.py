@@ -1,0 +1,41 @@
+"""The services of one running server, wired together once in the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import LgwanConfig
+from .hub import Hub
+from .services.audit import AuditService
+from .services.auth import AuthService
+from .services.events import EventService
+from .services.files import FileService
+from .services.messages import MessageService
+from .services.org import OrgService
+from .services.rooms import RoomService
+from .storage.blobs import BlobStore
+from .storage.database import Database
+
+
+@dataclass(frozen=True)
+class Kernel:
+    db: Database
+    hub: Hub
+    audit: AuditService
+    auth: AuthService
+    events: EventService
+    rooms: RoomService
+    messages: MessageService
+    org: OrgService
+    files: FileService
+
+    @classmethod
+    def build(cls, cfg: LgwanConfig, db: Database, hub: Hub) -> Kernel:
+        audit = AuditService(db)
+        events = EventService(db, hub)
+        auth = AuthService(db, cfg.auth, audit, hub)
+        rooms = RoomService(db, hub, events, audit)
+        messages = MessageService(db, rooms, events, audit)
+        org = OrgService(db, hub, rooms, events, audit, auth.passwords)
+        files = FileService(db, BlobStore(cfg.storage.files_dir), rooms, messages, audit, cfg.limits.max_upload_bytes)
+        return cls(db, hub, audit, auth, events, rooms, messages, org, files)

@@ -1,0 +1,1 @@
+"""Domain logic: persist, fan out, audit. No aiohttp and no SQL here."""

@@ -1,0 +1,39 @@
+"""Record an event in the caller's transaction and fan it out once the transaction commits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiosqlite
+
+from shared.timeutil import now_iso
+
+from ..hub import Hub
+from ..storage import events as store
+from ..storage.database import Database
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame(event_id: int, type_: str, room_id: int | None, payload: str) -> str:
+    """The WebSocket text frame for an event. Built by concatenation: the payload is already JSON."""
+    room = "null" if room_id is None else str(int(room_id))
+    return f'{{"id":{event_id},"type":{dumps(type_)},"room_id":{room},"data":{payload}}}'
+
+
+class EventService:
+    def __init__(self, db: Database, hub: Hub) -> None:
+        self.db = db
+        self.hub = hub
+
+    async def emit(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], *,
+                   room_id: int | None = None, staff_id: int | None = None) -> int:
+        """Store an event for a room's members (room_id) or for one person (staff_id)."""
+        payload = dumps(data)
+        event_id = await store.insert_event(conn, room_id, staff_id, type_, payload, now_iso())
+        text = frame(event_id, type_, room_id, payload)
+        self.db.after_commit(lambda: self.hub.publish(event_id, room_id, staff_id, text))
+        return event_id

@@ -1,0 +1,24 @@
+"""Liveness/readiness and the API contract."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import db_key, hub_key, validator_key
+from .common import ok
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    db = request.app[db_key]
+    await db.fetchval("SELECT 1")
+    version = await db.fetchval("SELECT max(version) FROM schema_migrations")
+    return ok({"status": "ok", "tier": "lgwan", "schema_version": version,
+               "websockets": request.app[hub_key].connection_count})
+
+
+@routes.get("/api/openapi.yaml")
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[validator_key].spec_text, content_type="application/yaml", charset="utf-8")
