@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .config import LgwanConfig
-    from .hub import Hub
-    from .kernel import Kernel
-    from .services.auth import Authenticated
-    from .storage.database import Database
-    from .web.validation import Validator
+    pass
 
 config_key = web.AppKey["LgwanConfig"]("config")
 db_key = web.AppKey["Database"]("db")

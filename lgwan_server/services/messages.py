@@ -19,7 +19,7 @@ from ..storage import org as org_store
 from ..storage import rooms as room_store
 from ..storage.database import Database
 from ..storage.messages import Message
-from ..storage.org import StaffCard, Staff
+from ..storage.org import Staff, StaffCard
 from .actor import Actor
 from .audit import AuditService
 from .events import EventService

@@ -389,7 +389,7 @@ async def mark_assignment_applied(conn: aiosqlite.Connection, assignment_id: int
 
 
 async def list_assignments(db: Source, staff_id: int) -> list[Assignment]:
-    rows = await fetchall(db, 
+    rows = await fetchall(db,
         "SELECT id, staff_id, department_id, rank_id, title, effective_date, applied_at FROM staff_assignments"
         " WHERE staff_id = ? ORDER BY effective_date, id", (staff_id,))
     return [Assignment(*tuple(r)) for r in rows]

@@ -139,7 +139,7 @@ async def list_auto_member_ids(conn: aiosqlite.Connection, room_id: int) -> list
 
 
 async def list_members(db: Source, room_id: int, limit: int, offset: int) -> list[Membership]:
-    rows = await fetchall(db, 
+    rows = await fetchall(db,
         "SELECT m.room_id, m.staff_id, m.role, m.auto, m.last_read_seq FROM room_members m"
         " JOIN staff s ON s.id = m.staff_id WHERE m.room_id = ? ORDER BY s.kana, s.id LIMIT ? OFFSET ?",
         (room_id, limit, offset))
@@ -155,7 +155,7 @@ async def room_ids_of_staff(db: Source, staff_id: int) -> list[int]:
 
 
 async def list_room_summaries(db: Source, staff_id: int) -> list[RoomSummary]:
-    rows = await fetchall(db, 
+    rows = await fetchall(db,
         f"SELECT m.role, m.last_read_seq,"
         "  (SELECT count(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.last_read_seq"
         "     AND x.sender_id != m.staff_id AND x.deleted_at IS NULL),"
@@ -185,7 +185,7 @@ async def readers_of(db: Source, room_id: int, seq: int) -> tuple[list[int], lis
 
 
 async def read_count(db: Source, room_id: int, seq: int, sender_id: int) -> int:
-    return int(await fetchval(db, 
+    return int(await fetchval(db,
         "SELECT count(*) FROM room_members WHERE room_id = ? AND last_read_seq >= ? AND staff_id != ?",
         (room_id, seq, sender_id)) or 0)
 

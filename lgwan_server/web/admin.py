@@ -11,7 +11,7 @@ from ..services.org import TransferItem
 from ..storage import audit as audit_store
 from ..storage import org as org_store
 from ..storage import sessions as session_store
-from .common import actor, current, kernel, ok
+from .common import actor, kernel, ok
 from .validation import path_int, query_int, read_json
 
 routes = web.RouteTableDef()
