@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -70,7 +72,18 @@ def serve(cfg: LgwanConfig) -> None:
     asyncio.run(_serve(cfg))
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one: each WebSocket is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 async def _serve(cfg: LgwanConfig) -> None:
+    fd_limit = raise_fd_limit()
     app = create_app(cfg)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
@@ -86,7 +99,8 @@ async def _serve(cfg: LgwanConfig) -> None:
         tmp = cfg.server.port_file.with_suffix(".tmp")
         tmp.write_text(str(port))
         os.replace(tmp, cfg.server.port_file)
-    log.info("listening", extra={"host": cfg.server.host, "port": port, "tls": ssl_ctx is not None})
+    log.info("listening", extra={"host": cfg.server.host, "port": port, "tls": ssl_ctx is not None,
+                                 "fd_limit": fd_limit})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
