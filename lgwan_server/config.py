@@ -60,6 +60,11 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    signing_key_dir: Path | None = None   # None = <data_dir>/keys/records (created on first export)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"
@@ -72,6 +77,11 @@ class LgwanConfig:
     auth: AuthConfig
     limits: LimitsConfig
     logging: LoggingConfig
+    records: RecordsConfig = RecordsConfig()
+
+    @property
+    def records_key_dir(self) -> Path:
+        return self.records.signing_key_dir or self.storage.data_dir / "keys" / "records"
 
 
 def _opt_path(value: str, base: Path) -> Path | None:
@@ -82,7 +92,7 @@ def load_config(path: Path) -> LgwanConfig:
     """Load and validate the config file; relative paths are relative to the file's folder."""
     data = apply_env_overrides(load_toml(path), ENV_PREFIX)
     base = path.resolve().parent
-    known = {"server", "storage", "auth", "limits", "logging"}
+    known = {"server", "storage", "auth", "limits", "logging", "records"}
     if unknown := set(data) - known:
         raise ConfigError(f"unknown sections: {', '.join(sorted(unknown))}")
 
@@ -132,4 +142,7 @@ def load_config(path: Path) -> LgwanConfig:
     lg = Section(data, "logging")
     log_cfg = LoggingConfig(level=lg.get("level", "INFO", str), format=lg.get("format", "json", str))
     lg.finish()
-    return LgwanConfig(server=server, storage=storage, auth=auth, limits=lim_cfg, logging=log_cfg)
+    rec = Section(data, "records")
+    rec_cfg = RecordsConfig(signing_key_dir=_opt_path(rec.get("signing_key_dir", "", str), base))
+    rec.finish()
+    return LgwanConfig(server=server, storage=storage, auth=auth, limits=lim_cfg, logging=log_cfg, records=rec_cfg)

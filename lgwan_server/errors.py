@@ -66,6 +66,11 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
     "invalid_cidr": (400, "IP アドレスの範囲の書き方が正しくありません。", "Invalid CIDR."),
     "invalid_transition": (409, "この状態の変更はできません。", "This status change is not possible."),
     "resync_required": (409, "最新の状態を読み込み直してください。", "Too far behind; reload the state."),
+    "retention_locked": (409, "保存期間中の行政文書のため削除できません。", "This is a record within its retention period."),
+    "legal_hold": (409, "訴訟ホールド等により保全中のため、削除・廃棄できません。", "A legal hold prevents this."),
+    "already_marked": (409, "すでに行政文書として登録されています。", "Already marked as a record."),
+    "retention_active": (409, "保存期間が満了していません。", "The retention period has not ended."),
+    "disposal_not_approved": (409, "廃棄は承認されていません。", "The disposal has not been approved."),
     "conflict": (409, "ほかの変更と競合しました。もう一度お試しください。", "Conflict; please retry."),
     "internal_error": (500, "サーバーで問題が起きました。管理者に連絡してください。", "Internal server error."),
 }

@@ -12,6 +12,7 @@ from .services.events import EventService
 from .services.files import FileService
 from .services.messages import MessageService
 from .services.org import OrgService
+from .services.records import RecordsService
 from .services.rooms import RoomService
 from .storage.blobs import BlobStore
 from .storage.database import Database
@@ -28,6 +29,7 @@ class Kernel:
     messages: MessageService
     org: OrgService
     files: FileService
+    records: RecordsService
 
     @classmethod
     def build(cls, cfg: LgwanConfig, db: Database, hub: Hub) -> Kernel:
@@ -38,4 +40,6 @@ class Kernel:
         messages = MessageService(db, rooms, events, audit)
         org = OrgService(db, hub, rooms, events, audit, auth.passwords)
         files = FileService(db, BlobStore(cfg.storage.files_dir), rooms, messages, audit, cfg.limits.max_upload_bytes)
-        return cls(db, hub, audit, auth, events, rooms, messages, org, files)
+        records = RecordsService(db, rooms, events, audit, cfg.records_key_dir)
+        messages.deletion_guard = records.deletion_blocked
+        return cls(db, hub, audit, auth, events, rooms, messages, org, files, records)

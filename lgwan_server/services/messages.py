@@ -4,8 +4,11 @@ read cursors and receipts, and search limited to the caller's rooms."""
 from __future__ import annotations
 
 import bisect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import aiosqlite
 
 from shared import limits
 from shared.textsafe import clean_text
@@ -24,6 +27,8 @@ from .actor import Actor
 from .audit import AuditService
 from .events import EventService
 from .rooms import RoomService
+
+DeletionGuard = Callable[[aiosqlite.Connection, int, int, "int | None"], Awaitable["str | None"]]
 
 # Stamps: a fixed allow-list (codes, not free text or images), labelled in the UI catalogue.
 REACTION_CODES = ("like", "ok", "thanks", "understood", "done", "check", "question", "celebrate", "sorry", "great")
@@ -74,6 +79,8 @@ class MessageService:
         self.events = events
         self.audit = audit
         self.post_limiter = RateLimiter(rate=30, per=10)   # per person: a burst of 30, then 3/s
+        # Set by the kernel to RecordsService.deletion_blocked: 行政文書 in retention or on hold stay.
+        self.deletion_guard: DeletionGuard | None = None
 
     # --- posting -------------------------------------------------------------------------------
 
@@ -182,6 +189,10 @@ class MessageService:
         assert actor.staff_id is not None
         now = now_iso()
         async with self.db.transaction("delete_message") as conn:
+            if self.deletion_guard is not None:
+                reason = await self.deletion_guard(conn, msg.room_id, msg.id, msg.thread_root_id)
+                if reason is not None:
+                    raise AppError("retention_locked" if reason == "retention" else "legal_hold")
             versions = await store.count_edits(conn, message_id)
             if versions == 0:
                 await store.insert_edit(conn, message_id, 1, msg.body, msg.sender_id, msg.created_at)

@@ -28,7 +28,7 @@ from .passwords import Passwords
 from .rooms import RoomService
 
 STATUSES = ("active", "suspended", "retired")
-ROLES = ("staff", "org_admin", "auditor")
+ROLES = ("staff", "org_admin", "auditor", "records_officer")
 
 
 def today_jst() -> str:
