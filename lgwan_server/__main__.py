@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--org", required=True, help="organisation code")
         p.add_argument("csv", type=Path)
     sub.add_parser("apply-transfers", help="apply 人事異動 whose date has come")
+    p = sub.add_parser("backup", help="online backup of database, files and keys into a new folder under --to")
+    p.add_argument("--to", required=True, type=Path)
+    p = sub.add_parser("restore", help="restore a backup folder (server stopped), then verify integrity and audit chain")
+    p.add_argument("--from", dest="source", required=True, type=Path)
+    p.add_argument("--force", action="store_true", help="replace an existing database")
     sub.add_parser("verify-audit", help="verify the audit hash chain; exit 1 naming the first broken entry")
     args = parser.parse_args(argv)
     try:

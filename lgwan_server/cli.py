@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from . import backup as backup_mod
 from .config import LgwanConfig
 from .errors import AppError
 from .hub import Hub
@@ -32,6 +34,8 @@ async def run(cfg: LgwanConfig, command: str, args: argparse.Namespace) -> int:
     from .__main__ import dump, read_password
 
     system = Actor.system("cli")
+    if command in ("backup", "restore"):
+        return await _backup_restore(cfg, command, args)
     async with open_kernel(cfg) as k:
         try:
             if command == "migrate":
@@ -71,3 +75,24 @@ async def run(cfg: LgwanConfig, command: str, args: argparse.Namespace) -> int:
             dump(exc.to_json())
             return 1
     return 0
+
+
+async def _backup_restore(cfg: LgwanConfig, command: str, args: argparse.Namespace) -> int:
+    from .__main__ import dump
+
+    data_dir = cfg.storage.data_dir
+    try:
+        if command == "backup":
+            result = await asyncio.to_thread(backup_mod.backup, data_dir, args.to)
+            dump({"backup": str(result.path), "files": result.files, "bytes": result.bytes})
+            return 0
+        restored = await asyncio.to_thread(backup_mod.restore, args.source, data_dir, force=args.force)
+    except backup_mod.BackupError as exc:
+        dump({"error": str(exc)})
+        return 1
+    async with open_kernel(cfg) as k:
+        chain = await k.audit.verify_chain()
+        await k.audit.record_alone(Actor.system("cli"), "system.restore",
+                                   detail={"source": args.source.name, "files": restored, "audit_chain_ok": chain.ok})
+    dump({"restored_files": restored, "audit_chain": chain.__dict__})
+    return 0 if chain.ok else 1
