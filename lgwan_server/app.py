@@ -55,6 +55,7 @@ async def _maintenance_loop(app: web.Application) -> None:
     while True:
         try:
             await kernel.org.apply_due_transfers()
+            await kernel.tasks.send_reminders()
             now = utcnow()
             async with kernel.db.transaction("maintenance") as conn:
                 await session_store.delete_expired(

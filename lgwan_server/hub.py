@@ -80,6 +80,10 @@ class Hub:
             with contextlib.suppress(asyncio.QueueFull):
                 conn.queue.put_nowait(None)
 
+    def online(self, staff_ids: list[int]) -> list[int]:
+        """Those of ``staff_ids`` with at least one open socket right now."""
+        return [s for s in staff_ids if self._by_staff.get(s)]
+
     @property
     def connection_count(self) -> int:
         return sum(len(c) for c in self._by_staff.values())

@@ -8,12 +8,17 @@ from .config import LgwanConfig
 from .hub import Hub
 from .services.audit import AuditService
 from .services.auth import AuthService
+from .services.broadcasts import BroadcastService
 from .services.events import EventService
 from .services.files import FileService
 from .services.messages import MessageService
+from .services.notices import NoticeService
 from .services.org import OrgService
+from .services.polls import PollService
 from .services.records import RecordsService
 from .services.rooms import RoomService
+from .services.safety import SafetyService
+from .services.tasks import TaskService
 from .storage.blobs import BlobStore
 from .storage.database import Database
 
@@ -30,6 +35,11 @@ class Kernel:
     org: OrgService
     files: FileService
     records: RecordsService
+    safety: SafetyService
+    broadcasts: BroadcastService
+    notices: NoticeService
+    tasks: TaskService
+    polls: PollService
 
     @classmethod
     def build(cls, cfg: LgwanConfig, db: Database, hub: Hub) -> Kernel:
@@ -42,4 +52,7 @@ class Kernel:
         files = FileService(db, BlobStore(cfg.storage.files_dir), rooms, messages, audit, cfg.limits.max_upload_bytes)
         records = RecordsService(db, rooms, events, audit, cfg.records_key_dir)
         messages.deletion_guard = records.deletion_blocked
-        return cls(db, hub, audit, auth, events, rooms, messages, org, files, records)
+        return cls(db, hub, audit, auth, events, rooms, messages, org, files, records,
+                   SafetyService(db, events, audit), BroadcastService(db, hub, events, audit, rooms),
+                   NoticeService(db, events, audit, files), TaskService(db, hub, rooms, events),
+                   PollService(db, rooms, events))

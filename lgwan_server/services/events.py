@@ -37,3 +37,18 @@ class EventService:
         text = frame(event_id, type_, room_id, payload)
         self.db.after_commit(lambda: self.hub.publish(event_id, room_id, staff_id, text))
         return event_id
+
+    async def emit_to_staff(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any],
+                            staff_ids: list[int]) -> int:
+        """The same personal event for many people (安否確認, 一斉送信): one batch insert, one fan-out."""
+        if not staff_ids:
+            return 0
+        payload = dumps(data)
+        pairs = await store.insert_personal_events(conn, staff_ids, type_, payload, now_iso())
+        frames = [(event_id, staff_id, frame(event_id, type_, None, payload)) for event_id, staff_id in pairs]
+
+        def publish() -> None:
+            for event_id, staff_id, text in frames:
+                self.hub.publish(event_id, None, staff_id, text)
+        self.db.after_commit(publish)
+        return len(frames)

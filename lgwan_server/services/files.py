@@ -60,6 +60,11 @@ class FileService:
                      new: NewMessage) -> dict[str, Any]:
         assert actor.staff_id is not None
         await self.rooms.require_post(actor.staff_id, room_id)   # before reading a single byte
+        sha256 = await self.store_blob(actor, chunks, {"room_id": room_id})
+        return await self.messages.post(actor, sender, room_id, new, attachment=(safe_filename(filename), sha256))
+
+    async def store_blob(self, actor: Actor, chunks: AsyncIterator[bytes], context: dict[str, Any]) -> str:
+        """Receive, size-check, type-check (libmagic) and store a file; returns its SHA-256."""
         try:
             received = await self.blobs.receive(chunks, self.max_bytes)
         except TooLarge as exc:
@@ -70,7 +75,7 @@ class FileService:
             mime = await asyncio.to_thread(magic.from_file, str(received.tmp_path), mime=True)
             if mime.startswith(BLOCKED_MIME_PREFIXES):
                 await self.audit.record_alone(actor, "file.upload", outcome="denied",
-                                              detail={"room_id": room_id, "mime": mime, "sha256": received.sha256})
+                                              detail={**context, "mime": mime, "sha256": received.sha256})
                 raise AppError("file_type_not_allowed", mime=mime)
             await self.blobs.commit(received)
         except BaseException:
@@ -78,8 +83,7 @@ class FileService:
             raise
         async with self.db.transaction("insert_blob") as conn:
             await store.insert_blob(conn, received.sha256, received.size, mime, now_iso())
-        name = safe_filename(filename)
-        return await self.messages.post(actor, sender, room_id, new, attachment=(name, received.sha256))
+        return received.sha256
 
     async def download(self, actor: Actor, attachment_id: int) -> Download:
         assert actor.staff_id is not None

@@ -43,7 +43,8 @@ STATUS_ALIASES = {"": "active", "在職": "active", "active": "active", "休職"
                   "suspended": "suspended", "退職": "retired", "retired": "retired"}
 ROLE_ALIASES = {"": "staff", "一般": "staff", "staff": "staff", "管理者": "org_admin", "org_admin": "org_admin",
                 "監査": "auditor", "auditor": "auditor", "文書管理": "records_officer",
-                "records_officer": "records_officer"}
+                "records_officer": "records_officer", "危機管理": "safety_manager",
+                "safety_manager": "safety_manager"}
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{2,64}$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_ROWS = 100_000
@@ -208,7 +209,7 @@ def parse_staff(data: bytes) -> list[StaffRow]:
         if not rec["department_code"]:
             line_errors.append(CsvError(line, "department_code", "required"))
         if role is None:
-            line_errors.append(CsvError(line, "role", "must be 一般, 管理者, 監査 or 文書管理"))
+            line_errors.append(CsvError(line, "role", "must be 一般, 管理者, 監査, 文書管理 or 危機管理"))
         if status is None:
             line_errors.append(CsvError(line, "status", "must be 在職, 休職 or 退職"))
         if not level.isdigit():

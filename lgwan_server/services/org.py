@@ -28,7 +28,7 @@ from .passwords import Passwords
 from .rooms import RoomService
 
 STATUSES = ("active", "suspended", "retired")
-ROLES = ("staff", "org_admin", "auditor", "records_officer")
+ROLES = ("staff", "org_admin", "auditor", "records_officer", "safety_manager")
 
 
 def today_jst() -> str:

@@ -25,6 +25,20 @@ async def insert_event(conn: aiosqlite.Connection, room_id: int | None, staff_id
     return int(cur.lastrowid or 0)
 
 
+async def insert_personal_events(conn: aiosqlite.Connection, staff_ids: list[int], type_: str, payload: str,
+                                 now: str) -> list[tuple[int, int]]:
+    """One event per recipient in a single statement batch; returns (event id, staff id) pairs.
+
+    Inside the writer's transaction AUTOINCREMENT ids are consecutive, so the new rows are exactly
+    those above the previous maximum.
+    """
+    before = int(await fetchval(conn, "SELECT COALESCE(max(id), 0) FROM events") or 0)
+    await conn.executemany("INSERT INTO events(room_id, staff_id, type, payload, created_at) VALUES (NULL,?,?,?,?)",
+                           [(staff_id, type_, payload, now) for staff_id in staff_ids])
+    rows = await fetchall(conn, "SELECT id, staff_id FROM events WHERE id > ? ORDER BY id", (before,))
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
 async def events_since(db: Source, since: int, room_ids: list[int], staff_id: int, limit: int) -> list[Event]:
     """Events after ``since`` visible to a member of ``room_ids`` / addressed to ``staff_id``, in id order."""
     marks = ",".join("?" * len(room_ids)) or "NULL"
