@@ -119,16 +119,20 @@ def _conn(src: Source) -> aiosqlite.Connection:
     return src.reader() if isinstance(src, Database) else src
 
 
+# Every read runs as ONE job on the connection's thread (execute + fetch together). With separate
+# execute()/fetch*() jobs another coroutine's query can run in between while the first statement is
+# still active; SQLite then serves it from the open read snapshot, i.e. data older than commits that
+# have already returned (a login could not see the session it had just written).
+
 async def fetchone(src: Source, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
     """One row from a reader (``Database``) or from the writer inside a transaction (a connection)."""
-    async with _conn(src).execute(sql, tuple(params)) as cur:
-        return await cur.fetchone()
+    rows = await _conn(src).execute_fetchall(sql, tuple(params))
+    return next(iter(rows), None)
 
 
 async def fetchall(src: Source, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
     """All rows, like ``fetchone``."""
-    async with _conn(src).execute(sql, tuple(params)) as cur:
-        return list(await cur.fetchall())
+    return list(await _conn(src).execute_fetchall(sql, tuple(params)))
 
 
 async def fetchval(src: Source, sql: str, params: Iterable[Any] = ()) -> Any:
