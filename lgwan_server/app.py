@@ -13,6 +13,7 @@ from aiohttp import web
 from shared.timeutil import to_iso, utcnow
 
 from .appkeys import config_key, db_key, hub_key, kernel_key, validator_key
+from .bridge.context import bridge_ctx
 from .config import LgwanConfig
 from .hub import Hub
 from .kernel import Kernel
@@ -79,6 +80,7 @@ def create_app(cfg: LgwanConfig) -> web.Application:
     app[validator_key] = Validator.load()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_maintenance_ctx)
+    app.cleanup_ctx.append(bridge_ctx)     # the internet relay link, when configured (issue 5)
     app.on_shutdown.append(_close_websockets)
     app.on_response_prepare.append(security_headers)
     setup_routes(app)

@@ -14,6 +14,7 @@ db_key = web.AppKey["Database"]("db")
 hub_key = web.AppKey["Hub"]("hub")
 kernel_key = web.AppKey["Kernel"]("kernel")
 validator_key = web.AppKey["Validator"]("validator")
+dialler_key = web.AppKey["Dialler"]("dialler")     # only when [bridge] enabled (issue 5)
 
 current_auth_key = web.RequestKey["Authenticated"]("current_auth")
 client_ip_key = web.RequestKey[str]("client_ip")

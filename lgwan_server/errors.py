@@ -72,6 +72,16 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
     "retention_active": (409, "保存期間が満了していません。", "The retention period has not ended."),
     "disposal_not_approved": (409, "廃棄は承認されていません。", "The disposal has not been approved."),
     "conflict": (409, "ほかの変更と競合しました。もう一度お試しください。", "Conflict; please retry."),
+    # issue 5: the internet relay, guests and staff phones
+    "my_number_blocked": (422, "個人番号（マイナンバー）と思われる12桁の番号が含まれているため、インターネット側と共有するこのルームには送れません。",
+                          "The text contains what looks like a My Number (個人番号); it cannot go to a room shared with the internet side."),
+    "crossing_text_refused": (422, "このルームはインターネット側と共有されるため、タグのような文字列（< のあとに英字）や制御文字は送れません。",
+                              "This room is shared with the internet side: markup-like text or control characters cannot be sent."),
+    "bridge_disabled": (409, "インターネット中継サーバーとの連携が設定されていません。", "The internet relay link is not configured."),
+    "guest_room_required": (409, "ゲストを招待できるのは、公開範囲が「ゲスト可」のルームだけです。",
+                            "Guests can only be invited to rooms whose crossing policy is 'guests'."),
+    "guest_not_found": (404, "ゲストが見つかりません。", "Guest not found."),
+    "device_not_found": (404, "端末が見つかりません。", "Device not found."),
     "internal_error": (500, "サーバーで問題が起きました。管理者に連絡してください。", "Internal server error."),
 }
 

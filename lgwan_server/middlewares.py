@@ -34,7 +34,14 @@ def error_response(error: AppError) -> web.Response:
 
 def _dumps(value: object) -> str:
     import json
-    return json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A detail echoed a lone surrogate (e.g. a multipart field name decoded with surrogateescape):
+        # \u escapes keep the JSON valid instead of failing the error response itself.
+        text = json.dumps(value)
+    return text
 
 
 @web.middleware
@@ -51,6 +58,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(AppError(code))
         response.set_status(exc.status)
         return response
+    except ConnectionResetError:
+        # The client went away mid-request (closed tab, killed process): nothing to answer, not our fault.
+        log.info("client disconnected", extra={"path": request.path, "method": request.method})
+        raise
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(AppError("internal_error"))

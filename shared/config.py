@@ -48,6 +48,8 @@ def apply_env_overrides(data: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def parse_size(value: int | str, key: str) -> int:
     """``"50 MiB"`` → bytes."""
+    if isinstance(value, bool) or (isinstance(value, int) and value < 0):
+        raise ConfigError(f"{key}: not a size: {value!r}")
     if isinstance(value, int):
         return value
     match = _SIZE_RE.match(str(value))
@@ -58,6 +60,8 @@ def parse_size(value: int | str, key: str) -> int:
 
 def parse_duration(value: int | float | str, key: str) -> float:
     """``"30m"`` → seconds."""
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and not value >= 0):   # also refuses NaN
+        raise ConfigError(f"{key}: not a duration: {value!r}")
     if isinstance(value, (int, float)):
         return float(value)
     match = _DURATION_RE.match(str(value))
@@ -80,7 +84,9 @@ class Section:
     def get(self, key: str, default: Any, kind: type | tuple[type, ...]) -> Any:
         self._seen.add(key)
         value = self._data.get(key, default)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        # bool is a subclass of int: a `true` where a number belongs is a mistake unless bool was asked for.
+        bool_ok = kind is bool or (isinstance(kind, tuple) and bool in kind)
+        if not isinstance(value, kind) or (isinstance(value, bool) and not bool_ok):
             raise ConfigError(f"{self._name}.{key}: expected {kind}, got {type(value).__name__}")
         return value
 

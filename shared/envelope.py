@@ -11,6 +11,35 @@ floats, no NaN), exact top-level structure, version, sender and ``kind`` against
 allow-list, the signature, the clock-skew window, then the payload against its kind's schema
 (unknown fields rejected). Sequence and replay are the receiver's stateful check
 (``classify_seq``). Every failure carries a stable ``code`` for the audit log.
+
+``ts`` is the moment of *sealing*, not of the state change: the sender keeps the payload in its
+durable outbox and signs it afresh each time it (re)transmits, so an envelope queued through a
+long outage still passes the skew window, while a captured one goes stale within minutes. The
+envelope ``id`` is fixed when the payload enters the outbox and stays the same across
+retransmissions.
+
+Every kind and its direction (the allow-lists below are built from the ``DIRECTION`` of each class):
+
+==================  ===========  ==========================================================
+kind                direction    meaning
+==================  ===========  ==========================================================
+room.upsert         LGWAN→relay  a room whose policy lets it cross (staff_mobile or guests)
+room.remove         LGWAN→relay  the room stops crossing: the relay purges it
+member.upsert       LGWAN→relay  a member of a crossing room (display name and 所属 only)
+member.remove       LGWAN→relay  a member left or was removed
+message.new         LGWAN→relay  a message in a crossing room (text only)
+message.edit        LGWAN→relay  an edit of such a message
+message.delete      LGWAN→relay  a tombstone
+receipt.lgwan       LGWAN→relay  a read cursor moved on LGWAN (既読)
+account.upsert      LGWAN→relay  a guest or staff-phone account, its status and enrolment token hash
+account.remove      LGWAN→relay  the account ends (removed, expired, mobile use revoked)
+device.decision     LGWAN→relay  an admin approved or revoked a registered device
+post.refused        LGWAN→relay  LGWAN refused a relay post (the author is told why)
+relay.post          relay→LGWAN  text posted by a guest or a staff phone
+receipt.relay       relay→LGWAN  a guest's or phone's read cursor moved
+account.enrolled    relay→LGWAN  password and TOTP set (and, for guests, 利用目的 acknowledged)
+device.request      relay→LGWAN  a login from an unregistered device waits for approval
+==================  ===========  ==========================================================
 """
 
 from __future__ import annotations
@@ -26,6 +55,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from .limits import MAX_DISPLAY_NAME_CHARS, MAX_ENVELOPE_BYTES, MAX_MESSAGE_CHARS, MAX_ROOM_NAME_CHARS
+from .mynumber import contains_my_number
 from .signing import KeyRing, SignatureError, Signer, canonical_json
 from .textsafe import clean_text
 from .timeutil import parse_iso, to_iso, utcnow
@@ -38,17 +68,23 @@ _TOP_KEYS = frozenset({"v", "kind", "id", "sender", "seq", "ts", "key_id", "payl
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Text that crosses is plain text; anything that looks like markup is refused, not "cleaned",
 # because the receiver must not alter signed content.
 _MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
 
 
 class EnvelopeError(Exception):
-    """Rejected envelope. ``code`` is stable and goes to the audit log; nothing is applied."""
+    """Rejected envelope. ``code`` is stable and goes to the audit log; nothing is applied.
 
-    def __init__(self, code: str, message: str = "") -> None:
+    ``verified`` is set when the failure came *after* the signature verified (clock skew, payload
+    schema): the header then really is the peer's, and the receiver may trust its ``seq``.
+    """
+
+    def __init__(self, code: str, message: str = "", *, verified: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
+        self.verified = verified
 
 
 # --- field constraints ---------------------------------------------------------------------------
@@ -77,6 +113,15 @@ def token(max_chars: int = 64) -> Any:
     return field(metadata={"token": max_chars})
 
 
+def digest() -> Any:
+    """A SHA-256 as 64 lowercase hex digits."""
+    return field(metadata={"sha256": True})
+
+
+def flag() -> Any:
+    return field(metadata={})
+
+
 _TOKEN = re.compile(r"^[A-Za-z0-9_:.-]+$")
 
 
@@ -99,10 +144,22 @@ class Payload:
             raise EnvelopeError("bad_payload", f"unknown fields: {sorted(unknown)[:5]}")
         if missing := set(fields) - set(data):
             raise EnvelopeError("bad_payload", f"missing fields: {sorted(missing)[:5]}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         for name, f in fields.items():
             _check_value(name, hints[name], f.metadata, data[name])
         return cls(**data)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    # get_type_hints() re-evaluates string annotations on every call; the receiver checks every
+    # envelope, so resolve each class once.
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _check_value(name: str, hint: Any, meta: typing.Mapping[str, Any], value: Any) -> None:
@@ -138,15 +195,35 @@ def _check_str(name: str, meta: typing.Mapping[str, Any], value: str) -> None:
     elif "token" in meta:
         if not 1 <= len(value) <= meta["token"] or not _TOKEN.match(value):
             raise EnvelopeError("bad_payload", f"{name}: bad token")
+    elif meta.get("sha256"):
+        if not _SHA256.match(value):
+            raise EnvelopeError("bad_payload", f"{name}: not a SHA-256")
     else:
         if len(value) > meta.get("max", 0):
             raise EnvelopeError("bad_payload", f"{name}: too long")
         if not value and not meta.get("empty"):
             raise EnvelopeError("bad_payload", f"{name}: empty")
-        if clean_text(value, multiline=meta.get("multiline", False)) != value:
-            raise EnvelopeError("bad_payload", f"{name}: control or bidi characters")
-        if _MARKUP.search(value):
-            raise EnvelopeError("bad_payload", f"{name}: markup is not allowed")
+        problem = crossing_text_problem(value, multiline=meta.get("multiline", False))
+        if problem is not None:
+            raise EnvelopeError("bad_payload", f"{name}: {problem}")
+
+
+def crossing_text_problem(value: str, *, multiline: bool = True) -> str | None:
+    """Why ``value`` may not cross the queue, as a stable code, or None when it may.
+
+    The same rule the receiver applies, so a sender (the staff post path, the relay's guest post
+    path) can refuse with a clear message *before* anything is written.
+    ``control_chars``: control or bidi-override characters, or text not in NFC.
+    ``markup``: something that looks like an HTML/XML tag.
+    ``my_number``: a 12-digit 個人番号 with a valid check digit (acceptance statement 16).
+    """
+    if clean_text(value, multiline=multiline) != value:
+        return "control_chars"
+    if _MARKUP.search(value):
+        return "markup"
+    if contains_my_number(value):
+        return "my_number"
+    return None
 
 
 # --- kinds: LGWAN → relay --------------------------------------------------------------------------
@@ -203,6 +280,7 @@ class MessageNew(Payload):
     created_at: str = timestamp()
     thread_root_id: int | None = ident()
     origin_id: str | None = token()   # the relay's client id when the message came from the relay
+    attachments: int = count()        # files stay on LGWAN; the relay only says how many there are
 
 
 @dataclass(frozen=True)
@@ -234,6 +312,57 @@ class ReceiptOut(Payload):
     seq: int = count()
 
 
+@dataclass(frozen=True)
+class AccountUpsert(Payload):
+    """A guest (``g:<id>``) or staff-phone (``s:<id>``) account the relay may let in.
+
+    The enrolment token itself never crosses: LGWAN shows it once to the person who hands the
+    link over, and sends only its SHA-256, so neither the queue nor a copy of the relay's
+    database can be used to enrol.
+    """
+
+    KIND: ClassVar[str] = "account.upsert"
+    DIRECTION: ClassVar[str] = LGWAN
+    account: str = token()
+    kind: str = choice("guest", "staff")
+    display_name: str = text(MAX_DISPLAY_NAME_CHARS)
+    affiliation: str = text(200, empty=True)
+    # invited: may enrol, nothing else; enrolled: credentials set, waiting for the owner (届け出制);
+    # active: may read and post; suspended: may not log in
+    status: str = choice("invited", "enrolled", "active", "suspended")
+    enrol_token_sha256: str | None = digest()
+    enrol_expires_at: str | None = timestamp()
+    expires_at: str | None = timestamp()
+    device_approval: bool = flag()    # a login from an unregistered device waits for an admin
+
+
+@dataclass(frozen=True)
+class AccountRemove(Payload):
+    KIND: ClassVar[str] = "account.remove"
+    DIRECTION: ClassVar[str] = LGWAN
+    account: str = token()
+
+
+@dataclass(frozen=True)
+class DeviceDecision(Payload):
+    KIND: ClassVar[str] = "device.decision"
+    DIRECTION: ClassVar[str] = LGWAN
+    account: str = token()
+    device_id: str = token()
+    decision: str = choice("approved", "revoked")
+
+
+@dataclass(frozen=True)
+class PostRefused(Payload):
+    """LGWAN did not accept a relay post (e.g. the author left the room meanwhile)."""
+
+    KIND: ClassVar[str] = "post.refused"
+    DIRECTION: ClassVar[str] = LGWAN
+    origin_id: str = token()
+    room_id: int = ident()
+    code: str = token()
+
+
 # --- kinds: relay → LGWAN --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -259,10 +388,36 @@ class ReceiptIn(Payload):
     seq: int = count()
 
 
+@dataclass(frozen=True)
+class AccountEnrolled(Payload):
+    """The person behind an enrolment link set a password and TOTP on the relay.
+
+    For a guest this also records that the organisation's 利用目的 notice (identified by its
+    SHA-256) was shown and acknowledged (acceptance statement 17).
+    """
+
+    KIND: ClassVar[str] = "account.enrolled"
+    DIRECTION: ClassVar[str] = RELAY
+    account: str = token()
+    privacy_notice_sha256: str | None = digest()
+    acknowledged_at: str = timestamp()
+
+
+@dataclass(frozen=True)
+class DeviceRequest(Payload):
+    KIND: ClassVar[str] = "device.request"
+    DIRECTION: ClassVar[str] = RELAY
+    account: str = token()
+    device_id: str = token()
+    label: str = text(100, empty=True)   # e.g. "iPhone Safari", from the User-Agent
+    requested_at: str = timestamp()
+
+
 KINDS: dict[str, type[Payload]] = {
     cls.KIND: cls
     for cls in (RoomUpsert, RoomRemove, MemberUpsert, MemberRemove, MessageNew, MessageEdit, MessageDelete,
-                ReceiptOut, RelayPost, ReceiptIn)
+                ReceiptOut, AccountUpsert, AccountRemove, DeviceDecision, PostRefused,
+                RelayPost, ReceiptIn, AccountEnrolled, DeviceRequest)
 }
 LGWAN_TO_RELAY = frozenset(k for k, c in KINDS.items() if c.DIRECTION == LGWAN)
 RELAY_TO_LGWAN = frozenset(k for k, c in KINDS.items() if c.DIRECTION == RELAY)
@@ -288,6 +443,19 @@ class Envelope:
 
 def new_id() -> str:
     return secrets.token_hex(16)
+
+
+def payload_from_json(kind: str, text_value: str) -> Payload:
+    """Rebuild a payload kept in a durable outbox (stored as canonical JSON) for sealing."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise EnvelopeError("kind_not_allowed", kind[:40])
+    return cls.from_wire(json.loads(text_value))
+
+
+def payload_json(payload: Payload) -> str:
+    """The canonical JSON of a payload, as an outbox stores it."""
+    return canonical_json(payload.to_wire()).decode("utf-8")
 
 
 def seal(payload: Payload, *, seq: int, signer: Signer, envelope_id: str | None = None,
@@ -365,10 +533,14 @@ def open_envelope(raw: bytes, *, expect_sender: str, keyring: KeyRing, skew: tim
         raise EnvelopeError(exc.code) from exc
     except ValueError as exc:   # canonicalisation refused the content
         raise EnvelopeError("bad_structure", str(exc)) from exc
+    header = {k: obj[k] for k in ("kind", "id", "seq", "ts")}
     moment = now or utcnow()
     if abs(parse_iso(obj["ts"]) - moment) > skew:
-        raise EnvelopeError("clock_skew")
-    payload = KINDS[kind].from_wire(obj["payload"])
+        raise EnvelopeError("clock_skew", verified=header)
+    try:
+        payload = KINDS[kind].from_wire(obj["payload"])
+    except EnvelopeError as exc:
+        raise EnvelopeError(exc.code, str(exc), verified=header) from None
     return Envelope(kind, obj["id"], obj["sender"], obj["seq"], obj["ts"], obj["key_id"], payload)
 
 

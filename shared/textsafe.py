@@ -17,7 +17,8 @@ _STRIP_RE = re.compile(
     + _BIDI_CONTROLS
     + "\ufeff"                               # BOM / zero-width no-break space
     + "\ud800-\udfff"                        # lone surrogates (only reachable from JSON \\u escapes)
-    + "\ufdd0-\ufdef\ufffe\uffff"            # non-characters
+    + "\ufdd0-\ufdef\ufffe\uffff"            # non-characters: U+FDD0–FDEF, U+FFFE/FFFF…
+    + "".join(chr(plane << 16 | low) for plane in range(1, 17) for low in (0xFFFE, 0xFFFF))  # …and each plane's last two
     + "]"
 )
 _FILENAME_BAD_RE = re.compile(r'[\\/:*?"<>|]')
@@ -60,5 +61,7 @@ def safe_filename(value: str, *, max_bytes: int = 255, fallback: str = "file") -
         stem, ext = name, ""
     suffix = f".{ext}" if ext else ""
     budget = max_bytes - len(suffix.encode("utf-8"))
+    if budget < 1:      # no room for any of the stem: cutting the whole name beats a bare ".ext" or an overrun
+        stem, suffix, budget = name, "", max_bytes
     cut = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
     return (cut + suffix) or fallback

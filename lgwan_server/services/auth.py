@@ -115,6 +115,10 @@ class AuthService:
         if not password_ok:
             await self._fail(staff, actor, "bad_password")
             raise AppError("invalid_credentials")
+        if staff.role == "guest":
+            # A guest's identity row (issue 5) never logs in to LGWAN; guests use the internet relay.
+            await self.audit.record_alone(actor, "auth.login", outcome="denied", detail={"reason": "guest"})
+            raise AppError("invalid_credentials")
         if staff.status != "active":
             await self.audit.record_alone(actor, "auth.login", outcome="denied", detail={"reason": staff.status})
             raise AppError("account_disabled")
@@ -177,7 +181,7 @@ class AuthService:
                 await session_store.delete_session(conn, session.id)
             raise AppError("session_expired")
         staff = await org_store.get_staff(self.db, session.staff_id)
-        if staff is None or staff.status != "active":
+        if staff is None or staff.status != "active" or staff.role == "guest":
             raise AppError("not_authenticated")
         org = await org_store.get_org(self.db, staff.org_id)
         assert org is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiosqlite
@@ -24,10 +25,18 @@ def frame(event_id: int, type_: str, room_id: int | None, payload: str) -> str:
     return f'{{"id":{event_id},"type":{dumps(type_)},"room_id":{room},"data":{payload}}}'
 
 
+# (conn, type, data, room_id, staff_id), awaited inside the caller's transaction.
+OutboxHook = Callable[[aiosqlite.Connection, str, dict[str, Any], "int | None", "int | None"], Awaitable[None]]
+
+
 class EventService:
     def __init__(self, db: Database, hub: Hub) -> None:
         self.db = db
         self.hub = hub
+        # Set by the kernel when the internet relay is configured (issue 5): lgwan_server/bridge/outbox.py.
+        # Called for every event *inside the transaction of the state change*, so the relay's outbox
+        # row commits or rolls back together with the change; it ignores lgwan_only rooms entirely.
+        self.outbox: OutboxHook | None = None
 
     async def emit(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], *,
                    room_id: int | None = None, staff_id: int | None = None) -> int:
@@ -36,6 +45,8 @@ class EventService:
         event_id = await store.insert_event(conn, room_id, staff_id, type_, payload, now_iso())
         text = frame(event_id, type_, room_id, payload)
         self.db.after_commit(lambda: self.hub.publish(event_id, room_id, staff_id, text))
+        if self.outbox is not None:
+            await self.outbox(conn, type_, data, room_id, staff_id)
         return event_id
 
     async def emit_to_staff(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any],

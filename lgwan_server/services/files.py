@@ -30,6 +30,7 @@ from .rooms import RoomService
 # Programs and scripts have no business in a chat room, even inside LGWAN.
 BLOCKED_MIME_PREFIXES = (
     "application/x-dosexec", "application/x-executable", "application/x-sharedlib", "application/x-mach-binary",
+    "application/x-pie-executable",     # what libmagic ≥ 5.33 calls most Linux programs (PIE ELF)
     "application/vnd.microsoft.portable-executable", "application/x-msi", "application/x-ms-shortcut",
     "text/x-shellscript", "text/x-msdos-batch", "application/hta", "application/x-bat",
 )

@@ -133,6 +133,18 @@ def _rows(data: bytes, headers: dict[str, tuple[str, ...]], required: tuple[str,
     return out
 
 
+def _small_int(text: str, *, negative: bool = False) -> int | None:
+    """A cell's integer, or None. Full-width digits (１２) are fine — Excel users type them — but
+    "²" (which int() rejects) and numbers too long for an SQLite INTEGER are not."""
+    digits = text[1:] if negative and text.startswith("-") else text
+    if not digits.isdigit() or len(digits) > 9:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def parse_departments(data: bytes) -> list[DepartmentRow]:
     rows, errors = [], []
     seen: set[str] = set()
@@ -148,11 +160,12 @@ def parse_departments(data: bytes) -> list[DepartmentRow]:
             errors.append(CsvError(line, "name", "required, at most 100 characters"))
         if kind is None:
             errors.append(CsvError(line, "kind", "must be 部, 課 or 係"))
-        if not order.lstrip("-").isdigit():
+        sort_order = _small_int(order, negative=True)
+        if sort_order is None:
             errors.append(CsvError(line, "sort_order", "must be a number"))
         seen.add(code)
         if not errors or errors[-1].line != line:
-            rows.append(DepartmentRow(line, code, name, rec.get("parent_code", ""), kind or "ka", int(order)))
+            rows.append(DepartmentRow(line, code, name, rec.get("parent_code", ""), kind or "ka", sort_order or 0))
     for row in rows:
         if row.parent_code and row.parent_code not in seen:
             errors.append(CsvError(row.line, "parent_code", "unknown department code"))
@@ -212,7 +225,8 @@ def parse_staff(data: bytes) -> list[StaffRow]:
             line_errors.append(CsvError(line, "role", "must be 一般, 管理者, 監査, 文書管理 or 危機管理"))
         if status is None:
             line_errors.append(CsvError(line, "status", "must be 在職, 休職 or 退職"))
-        if not level.isdigit():
+        rank_level = _small_int(level)
+        if rank_level is None:
             line_errors.append(CsvError(line, "rank_level", "must be a number"))
         if date and not _DATE_RE.match(date):
             line_errors.append(CsvError(line, "effective_date", "must be YYYY-MM-DD"))
@@ -224,7 +238,7 @@ def parse_staff(data: bytes) -> list[StaffRow]:
             errors.extend(line_errors)
             continue
         rows.append(StaffRow(line, employee_no, rec["display_name"], rec.get("kana", ""), login,
-                             rec["department_code"], rec.get("rank_code", ""), rec.get("rank_name", ""), int(level),
+                             rec["department_code"], rec.get("rank_code", ""), rec.get("rank_name", ""), rank_level or 0,
                              rec.get("title", ""), role or "staff", status or "active", date))
     if errors:
         raise CsvRejected(errors)

@@ -11,6 +11,7 @@ from typing import Any
 import aiosqlite
 
 from shared import limits
+from shared.envelope import crossing_text_problem
 from shared.textsafe import clean_text
 from shared.timeutil import now_iso
 
@@ -23,6 +24,7 @@ from ..storage import rooms as room_store
 from ..storage.database import Database
 from ..storage.messages import Message
 from ..storage.org import Staff, StaffCard
+from ..storage.rooms import Room
 from .actor import Actor
 from .audit import AuditService
 from .events import EventService
@@ -73,12 +75,14 @@ class NewMessage:
 
 
 class MessageService:
-    def __init__(self, db: Database, rooms: RoomService, events: EventService, audit: AuditService) -> None:
+    def __init__(self, db: Database, rooms: RoomService, events: EventService, audit: AuditService, *,
+                 post_burst: int = 30, post_refill_per_second: float = 3.0) -> None:
         self.db = db
         self.rooms = rooms
         self.events = events
         self.audit = audit
-        self.post_limiter = RateLimiter(rate=30, per=10)   # per person: a burst of 30, then 3/s
+        # per person: a burst, then a sustained rate ([limits] post_burst, post_refill_per_second)
+        self.post_limiter = RateLimiter(rate=post_burst, per=post_burst / post_refill_per_second)
         # Set by the kernel to RecordsService.deletion_blocked: 行政文書 in retention or on hold stay.
         self.deletion_guard: DeletionGuard | None = None
 
@@ -92,12 +96,29 @@ class MessageService:
             raise AppError("message_too_long", max=limits.MAX_MESSAGE_CHARS)
         return text
 
+    async def check_crossing_text(self, actor: Actor, room: Room, body: str) -> None:
+        """Text in a room that crosses to the internet relay must be able to cross (issue 5).
+
+        A 12-digit 個人番号 with a valid check digit is blocked and the refusal is audited without the
+        number (acceptance statement 16); markup is refused because the relay shows plain text only.
+        """
+        if room.crossing_policy == "lgwan_only":
+            return
+        problem = crossing_text_problem(body)
+        if problem == "my_number":
+            await self.audit.record_alone(actor, "message.my_number_blocked", outcome="denied",
+                                          target_type="room", target_id=room.id, detail={"room_id": room.id})
+            raise AppError("my_number_blocked")
+        if problem is not None:
+            raise AppError("crossing_text_refused", reason=problem)
+
     async def post(self, actor: Actor, sender: Staff, room_id: int, new: NewMessage, *,
                    attachment: tuple[str, str] | None = None) -> dict[str, Any]:
         """Post a message (optionally carrying an uploaded blob: (filename, sha256)). Idempotent on client_msg_id."""
         assert actor.staff_id is not None
         access = await self.rooms.require_post(actor.staff_id, room_id)
         body = self._clean_body(new.body, allow_empty=attachment is not None)
+        await self.check_crossing_text(actor, access.room, body)
         mentions = sorted(set(new.mentions))
         if len(mentions) > limits.MAX_MENTIONS_PER_MESSAGE:
             raise AppError("too_many_mentions", max=limits.MAX_MENTIONS_PER_MESSAGE)
@@ -113,43 +134,56 @@ class MessageService:
         for staff_id in mentions:
             if not self.rooms.hub.is_member(room_id, staff_id):
                 raise AppError("mention_not_member", staff_id=staff_id)
-        now = now_iso()
         async with self.db.transaction("post_message") as conn:
-            if new.thread_root_id is not None:
-                root = await store.get_message(conn, new.thread_root_id)
-                if root is None or root.room_id != room_id or root.thread_root_id is not None or root.deleted:
-                    raise AppError("invalid_thread")
-            seq = await room_store.next_seq(conn, room_id)
-            message_id = await store.insert_message(
-                conn, room_id=room_id, seq=seq, thread_root_id=new.thread_root_id, sender_id=actor.staff_id,
-                sender_affiliation=actor.affiliation, body=body, important=new.important,
-                mention_room=new.mention_room, client_msg_id=new.client_msg_id, now=now)
-            if new.thread_root_id is not None:
-                await store.increment_reply_count(conn, new.thread_root_id)
-            if mentions:
-                await store.insert_mentions(conn, message_id, mentions)
-            attachments = []
-            if attachment is not None:
-                filename, sha256 = attachment
-                att_id = await file_store.insert_attachment(conn, room_id=room_id, message_id=message_id,
-                                                            uploader_id=actor.staff_id, filename=filename,
-                                                            sha256=sha256, origin="lgwan", now=now)
-                att = await file_store.get_attachment(conn, att_id)
-                assert att is not None
-                attachments.append(att)
-                await self.audit.record(conn, actor, "file.upload", target_type="attachment", target_id=att_id,
-                                        detail={"room_id": room_id, "sha256": sha256, "size": att.size,
-                                                "mime": att.mime})
-            # Posting means the sender has seen everything up to their own message.
-            await room_store.advance_cursor(conn, room_id, actor.staff_id, seq, now)
-            msg = await store.get_message(conn, message_id)
-            assert msg is not None
-            data = message_json(msg, sender.display_name, mentions=mentions, attachments=attachments, read_count=0)
-            await self.events.emit(conn, "message.new", data, room_id=room_id)
-            if new.thread_root_id is not None:
-                await self.events.emit(conn, "thread.reply", {"root_id": new.thread_root_id, "message_id": message_id},
-                                       room_id=room_id)
+            data = await self.post_in_transaction(conn, actor, sender.display_name, room_id, new, body, mentions,
+                                                  attachment=attachment)
         del access
+        return data
+
+    async def post_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, sender_name: str, room_id: int,
+                                  new: NewMessage, body: str, mentions: list[int], *,
+                                  attachment: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The write half of ``post`` for a caller that checked access and holds the transaction.
+
+        The relay bridge applies guest and staff-phone posts through here, so that the message and
+        the bridge's inbox record commit together (exactly-once apply).
+        """
+        assert actor.staff_id is not None
+        now = now_iso()
+        if new.thread_root_id is not None:
+            root = await store.get_message(conn, new.thread_root_id)
+            if root is None or root.room_id != room_id or root.thread_root_id is not None or root.deleted:
+                raise AppError("invalid_thread")
+        seq = await room_store.next_seq(conn, room_id)
+        message_id = await store.insert_message(
+            conn, room_id=room_id, seq=seq, thread_root_id=new.thread_root_id, sender_id=actor.staff_id,
+            sender_affiliation=actor.affiliation, body=body, important=new.important,
+            mention_room=new.mention_room, client_msg_id=new.client_msg_id, now=now)
+        if new.thread_root_id is not None:
+            await store.increment_reply_count(conn, new.thread_root_id)
+        if mentions:
+            await store.insert_mentions(conn, message_id, mentions)
+        attachments = []
+        if attachment is not None:
+            filename, sha256 = attachment
+            att_id = await file_store.insert_attachment(conn, room_id=room_id, message_id=message_id,
+                                                        uploader_id=actor.staff_id, filename=filename,
+                                                        sha256=sha256, origin="lgwan", now=now)
+            att = await file_store.get_attachment(conn, att_id)
+            assert att is not None
+            attachments.append(att)
+            await self.audit.record(conn, actor, "file.upload", target_type="attachment", target_id=att_id,
+                                    detail={"room_id": room_id, "sha256": sha256, "size": att.size,
+                                            "mime": att.mime})
+        # Posting means the sender has seen everything up to their own message.
+        await room_store.advance_cursor(conn, room_id, actor.staff_id, seq, now)
+        msg = await store.get_message(conn, message_id)
+        assert msg is not None
+        data = message_json(msg, sender_name, mentions=mentions, attachments=attachments, read_count=0)
+        await self.events.emit(conn, "message.new", data, room_id=room_id)
+        if new.thread_root_id is not None:
+            await self.events.emit(conn, "thread.reply", {"root_id": new.thread_root_id, "message_id": message_id},
+                                   room_id=room_id)
         return data
 
     # --- edit / delete -------------------------------------------------------------------------
@@ -169,6 +203,9 @@ class MessageService:
         msg, _ = await self._own_message(actor, message_id, owner_may=False)
         assert actor.staff_id is not None
         text = self._clean_body(body, allow_empty=False)
+        room = await room_store.get_room(self.db, msg.room_id)
+        assert room is not None
+        await self.check_crossing_text(actor, room, text)
         now = now_iso()
         async with self.db.transaction("edit_message") as conn:
             versions = await store.count_edits(conn, message_id)
@@ -248,25 +285,31 @@ class MessageService:
 
     # --- reading -------------------------------------------------------------------------------
 
-    async def render(self, messages: list[Message], cursors: list[int] | None = None) -> list[dict[str, Any]]:
+    async def render(self, messages: list[Message], cursors: dict[int, int] | None = None) -> list[dict[str, Any]]:
         """JSON for a page of messages with names, mentions, reactions, attachments and 既読 counts."""
         ids = [m.id for m in messages]
         cards = {c.id: c for c in await org_store.get_cards(self.db, sorted({m.sender_id for m in messages}))}
         mentions = await store.mentions_of(self.db, ids)
         reactions = await store.reactions_of(self.db, ids)
         attachments = await file_store.attachments_of(self.db, ids)
-        sorted_cursors = sorted(cursors) if cursors is not None else None
+        annotations = await store.annotations_of(self.db, ids)
+        sorted_cursors = sorted(cursors.values()) if cursors is not None else None
         out = []
         for m in messages:
             read_count = None
-            if sorted_cursors is not None:
-                # members whose cursor >= seq, minus the sender (whose cursor passed their own post)
-                read_count = len(sorted_cursors) - bisect.bisect_left(sorted_cursors, m.seq) - 1
-                read_count = max(read_count, 0)
+            if cursors is not None and sorted_cursors is not None:
+                # members whose cursor >= seq, minus the sender's own cursor — only while the sender is
+                # still a member (a retired sender has left the room and must not be subtracted)
+                read_count = len(sorted_cursors) - bisect.bisect_left(sorted_cursors, m.seq)
+                if cursors.get(m.sender_id, -1) >= m.seq:
+                    read_count -= 1
             card = cards.get(m.sender_id)
             out.append(message_json(m, card.display_name if card else "", mentions=mentions.get(m.id),
                                     reactions=reactions.get(m.id), attachments=attachments.get(m.id),
                                     read_count=read_count))
+            note = annotations.get(m.id, {})
+            out[-1].update({"pinned": bool(note.get("pinned")), "ack_requested": bool(note.get("ack_requested")),
+                            "record": note.get("record")})
         return out
 
     async def render_one(self, msg: Message) -> dict[str, Any]:
@@ -311,19 +354,23 @@ class MessageService:
         """Move the caller's cursor to ``seq`` (clamped to the newest message). Returns the cursor."""
         assert actor.staff_id is not None
         await self.rooms.access_room(actor.staff_id, room_id)
-        now = now_iso()
         async with self.db.transaction("mark_read") as conn:
-            room = await room_store.get_room(conn, room_id)
-            assert room is not None
-            target = min(max(seq, 0), room.last_seq)
-            current = await room_store.get_membership(conn, room_id, actor.staff_id)
-            if current is None:
-                raise AppError("room_not_found")
-            previous = current.last_read_seq
-            if await room_store.advance_cursor(conn, room_id, actor.staff_id, target, now):
-                await self.events.emit(conn, "receipt", {"room_id": room_id, "staff_id": actor.staff_id,
-                                                         "from_seq": previous, "to_seq": target}, room_id=room_id)
-                return target
+            return await self.mark_read_in_transaction(conn, actor.staff_id, room_id, seq)
+
+    async def mark_read_in_transaction(self, conn: aiosqlite.Connection, staff_id: int, room_id: int, seq: int) -> int:
+        """``mark_read`` inside the caller's transaction (the relay bridge applies guests' 既読 this way)."""
+        room = await room_store.get_room(conn, room_id)
+        if room is None:
+            raise AppError("room_not_found")
+        target = min(max(seq, 0), room.last_seq)
+        current = await room_store.get_membership(conn, room_id, staff_id)
+        if current is None:
+            raise AppError("room_not_found")
+        previous = current.last_read_seq
+        if await room_store.advance_cursor(conn, room_id, staff_id, target, now_iso()):
+            await self.events.emit(conn, "receipt", {"room_id": room_id, "staff_id": staff_id,
+                                                     "from_seq": previous, "to_seq": target}, room_id=room_id)
+            return target
         return max(previous, target)
 
     async def receipts(self, staff_id: int, message_id: int) -> dict[str, Any]:

@@ -313,7 +313,10 @@ class OrgService:
             for item in items:
                 staff = await store.get_staff(conn, item.staff_id)
                 assert staff is not None
-                await store.insert_assignment(conn, item.staff_id, item.department_id,
+                # Omitted fields keep their current value: a promotion alone must not empty the 所属.
+                await store.insert_assignment(conn, item.staff_id,
+                                              item.department_id if item.department_id is not None
+                                              else staff.department_id,
                                               item.rank_id if item.rank_id is not None else staff.rank_id,
                                               item.title if item.title is not None else staff.title,
                                               item.effective_date, None, actor.staff_id, now)

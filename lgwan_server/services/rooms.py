@@ -17,6 +17,7 @@ from shared.timeutil import now_iso
 
 from ..errors import AppError
 from ..hub import Hub
+from ..storage import guests as guest_store
 from ..storage import org as org_store
 from ..storage import rooms as store
 from ..storage.database import Database, fetchall
@@ -129,6 +130,8 @@ class RoomService:
         cards = await org_store.get_cards(self.db, everyone)
         if len(cards) != len(everyone) or any(c.status != "active" for c in cards):
             raise AppError("staff_not_found")
+        if any(s.role == "guest" for s in await org_store.get_staff_many(self.db, everyone)):
+            raise AppError("staff_not_found")   # guests talk only in rooms shared with guests (issue 5)
         if any(c.org_id != actor.org_id for c in cards):
             raise AppError("org_not_allowed")   # cross-organisation talk goes through approved shared rooms
         dm_key = ",".join(map(str, everyone))
@@ -170,6 +173,10 @@ class RoomService:
                                     crossing_policy=crossing_policy, archived=archived)
             updated = await store.get_room(conn, room_id)
             assert updated is not None
+            if crossing_policy is not None and crossing_policy != "guests":
+                # Narrowing the policy takes the guests out of the room (issue 5).
+                for guest_id in await guest_store.guest_member_ids(conn, room_id):
+                    await self._remove(conn, updated, guest_id)
             await self.events.emit(conn, "room.update", room_json(updated), room_id=room_id)
             await self.audit.record(conn, actor, "room.update", target_type="room", target_id=room_id,
                                     detail={k: v for k, v in (("name", name is not None), ("topic", topic is not None),
@@ -248,8 +255,17 @@ class RoomService:
         staff = await org_store.get_staff(conn, staff_id)
         if staff is None or staff.status != "active":
             raise AppError("staff_not_found", staff_id=staff_id)
+        # Guests (issue 5) are only ever in rooms shared with guests — never staff-only rooms.
+        if staff.role == "guest" and room.crossing_policy != "guests":
+            raise AppError("guest_room_required")
         if staff.org_id != room.org_id and staff.org_id not in await store.approved_org_ids(conn, room.id):
             raise AppError("org_not_allowed", staff_id=staff_id)
+
+    async def add_member_in_transaction(self, conn: aiosqlite.Connection, room: Room, staff_id: int,
+                                        role: str = "member") -> int:
+        """Check and add one member inside the caller's transaction (guest invitations, issue 5)."""
+        await self._check_can_join(conn, room, staff_id)
+        return await self._add(conn, room, staff_id, role, auto=False)
 
     async def _add(self, conn: aiosqlite.Connection, room: Room, staff_id: int, role: str, *, auto: bool) -> int:
         # New members start caught up (cursor at the newest message), so joining a department

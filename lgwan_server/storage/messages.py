@@ -197,3 +197,25 @@ async def search(db: Source, room_ids: list[int], query: str, limit: int) -> lis
             db, f"SELECT {_COLS} FROM messages WHERE room_id IN ({marks}) AND deleted_at IS NULL"
                 " AND body LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?", [*room_ids, like, limit])
     return [_msg(r) for r in rows]
+
+
+async def annotations_of(db: Source, ids: list[int]) -> dict[int, dict[str, object]]:
+    """Per message: pinned, 確認必須 requested, and the 行政文書 mark covering it (its own, or its thread
+    root's when the whole thread was marked), for the staff timeline's badges."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    out: dict[int, dict[str, object]] = {}
+    for (message_id,) in await fetchall(db, f"SELECT message_id FROM pins WHERE message_id IN ({marks})", ids):
+        out.setdefault(message_id, {})["pinned"] = True
+    for (message_id,) in await fetchall(db, f"SELECT message_id FROM ack_requests WHERE message_id IN ({marks})", ids):
+        out.setdefault(message_id, {})["ack_requested"] = True
+    rows = await fetchall(
+        db, "SELECT m.id, r.id, r.scope, r.title, r.retain_until, c.label, c.years FROM messages m"
+            " JOIN record_marks r ON r.disposed_at IS NULL AND (r.message_id = m.id OR"
+            " (r.scope = 'thread' AND r.message_id = m.thread_root_id))"
+            f" JOIN retention_classes c ON c.id = r.class_id WHERE m.id IN ({marks})", ids)
+    for message_id, mark_id, scope, title, until, label, years in rows:
+        out.setdefault(message_id, {})["record"] = {"mark_id": mark_id, "scope": scope, "title": title,
+                                                   "retain_until": until, "class_label": label, "years": years}
+    return out

@@ -118,9 +118,8 @@ async def update_org_policy(conn: aiosqlite.Connection, org_id: int, ip_allowlis
 async def upsert_department(conn: aiosqlite.Connection, org_id: int, code: str, name: str, kind: str,
                             parent_id: int | None, sort_order: int) -> tuple[int, bool]:
     """Insert or update by (org, code). Returns (id, changed)."""
-    async with conn.execute("SELECT id, name, kind, parent_id, sort_order, active FROM departments"
-                            " WHERE org_id = ? AND code = ?", (org_id, code)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, "SELECT id, name, kind, parent_id, sort_order, active FROM departments"
+                            " WHERE org_id = ? AND code = ?", (org_id, code))
     if row is None:
         cur2 = await conn.execute(
             "INSERT INTO departments(org_id, code, parent_id, name, kind, sort_order) VALUES (?, ?, ?, ?, ?, ?)",
@@ -144,8 +143,7 @@ async def get_department(db: Source, dept_id: int) -> Department | None:
 
 
 async def upsert_rank(conn: aiosqlite.Connection, org_id: int, code: str, name: str, level: int) -> tuple[int, bool]:
-    async with conn.execute("SELECT id, name, level FROM ranks WHERE org_id = ? AND code = ?", (org_id, code)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, "SELECT id, name, level FROM ranks WHERE org_id = ? AND code = ?", (org_id, code))
     if row is None:
         cur2 = await conn.execute("INSERT INTO ranks(org_id, code, name, level) VALUES (?, ?, ?, ?)",
                                   (org_id, code, name, level))
@@ -179,9 +177,8 @@ async def get_staff_by_login(db: Source, login: str) -> Staff | None:
 
 
 async def get_staff_by_employee_no(conn: aiosqlite.Connection, org_id: int, employee_no: str) -> Staff | None:
-    async with conn.execute(f"SELECT {_STAFF_COLS} FROM staff WHERE org_id = ? AND employee_no = ?",
-                            (org_id, employee_no)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, f"SELECT {_STAFF_COLS} FROM staff WHERE org_id = ? AND employee_no = ?",
+                            (org_id, employee_no))
     return _staff(row) if row else None
 
 
@@ -286,7 +283,8 @@ async def get_cards(db: Source, staff_ids: list[int]) -> list[StaffCard]:
 async def search_cards(db: Source, org_ids: list[int], query: str, department_id: int | None, limit: int,
                        offset: int) -> list[StaffCard]:
     marks = ",".join("?" * len(org_ids))
-    sql = f"{_CARD_SQL} WHERE s.org_id IN ({marks}) AND s.status = 'active'"
+    # Guests (issue 5) have a staff row so they can author messages, but are never in the directory.
+    sql = f"{_CARD_SQL} WHERE s.org_id IN ({marks}) AND s.status = 'active' AND s.role != 'guest'"
     params: list[object] = list(org_ids)
     if query:
         sql += " AND (s.display_name LIKE ? ESCAPE '\\' OR s.kana LIKE ? ESCAPE '\\' OR s.login LIKE ? ESCAPE '\\')"
@@ -301,7 +299,7 @@ async def search_cards(db: Source, org_ids: list[int], query: str, department_id
 
 
 async def list_staff_admin(db: Source, org_id: int, status: str | None, limit: int, offset: int) -> list[Staff]:
-    sql = f"SELECT {_STAFF_COLS} FROM staff WHERE org_id = ?"
+    sql = f"SELECT {_STAFF_COLS} FROM staff WHERE org_id = ? AND role != 'guest'"   # guests: /api/rooms/{id}/guests
     params: list[object] = [org_id]
     if status:
         sql += " AND status = ?"
@@ -329,29 +327,25 @@ async def department_path(db: Source, department_id: int | None) -> str:
 
 async def active_staff_ids_in_departments(conn: aiosqlite.Connection, department_ids: list[int]) -> list[int]:
     marks = ",".join("?" * len(department_ids))
-    async with conn.execute(f"SELECT id FROM staff WHERE status = 'active' AND department_id IN ({marks})",
-                            department_ids) as cur:
-        return [r[0] for r in await cur.fetchall()]
+    return [r[0] for r in await fetchall(conn, f"SELECT id FROM staff WHERE status = 'active' AND department_id IN ({marks})",
+                            department_ids)]
 
 
 async def active_staff_ids_with_rank(conn: aiosqlite.Connection, rank_id: int) -> list[int]:
-    async with conn.execute("SELECT id FROM staff WHERE status = 'active' AND rank_id = ?", (rank_id,)) as cur:
-        return [r[0] for r in await cur.fetchall()]
+    return [r[0] for r in await fetchall(conn, "SELECT id FROM staff WHERE status = 'active' AND rank_id = ?", (rank_id,))]
 
 
 async def descendant_department_ids(conn: aiosqlite.Connection, department_id: int) -> list[int]:
-    async with conn.execute(
+    return [r[0] for r in await fetchall(conn,
         "WITH RECURSIVE sub(id) AS (SELECT ? UNION SELECT d.id FROM departments d JOIN sub ON d.parent_id = sub.id)"
-        " SELECT id FROM sub", (department_id,)) as cur:
-        return [r[0] for r in await cur.fetchall()]
+        " SELECT id FROM sub", (department_id,))]
 
 
 async def ancestor_department_ids(conn: aiosqlite.Connection, department_id: int) -> list[int]:
-    async with conn.execute(
+    return [r[0] for r in await fetchall(conn,
         "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM departments WHERE id = ?"
         " UNION SELECT d.id, d.parent_id FROM departments d JOIN up ON d.id = up.parent_id) SELECT id FROM up",
-        (department_id,)) as cur:
-        return [r[0] for r in await cur.fetchall()]
+        (department_id,))]
 
 
 # --- assignments (人事異動) ----------------------------------------------------------------------
@@ -378,10 +372,9 @@ class Assignment:
 
 
 async def due_assignments(conn: aiosqlite.Connection, today: str) -> list[Assignment]:
-    async with conn.execute(
+    return [Assignment(*tuple(r)) for r in await fetchall(conn,
         "SELECT id, staff_id, department_id, rank_id, title, effective_date, applied_at FROM staff_assignments"
-        " WHERE applied_at IS NULL AND effective_date <= ? ORDER BY effective_date, id", (today,)) as cur:
-        return [Assignment(*tuple(r)) for r in await cur.fetchall()]
+        " WHERE applied_at IS NULL AND effective_date <= ? ORDER BY effective_date, id", (today,))]
 
 
 async def mark_assignment_applied(conn: aiosqlite.Connection, assignment_id: int, now: str) -> None:

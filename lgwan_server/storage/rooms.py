@@ -68,17 +68,15 @@ async def get_room(db: Source, room_id: int) -> Room | None:
 
 
 async def get_room_by_dm_key(conn: aiosqlite.Connection, dm_key: str) -> Room | None:
-    async with conn.execute(f"SELECT {_ROOM_COLS} FROM rooms WHERE dm_key = ?", (dm_key,)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE dm_key = ?", (dm_key,))
     return _room(row) if row else None
 
 
 async def get_generated_room(conn: aiosqlite.Connection, org_id: int, kind: str, department_id: int | None,
                              rank_id: int | None) -> Room | None:
     column, value = ("department_id", department_id) if kind == "department" else ("rank_id", rank_id)
-    async with conn.execute(f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind = ? AND {column} = ?",
-                            (org_id, kind, value)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind = ? AND {column} = ?",
+                            (org_id, kind, value))
     return _room(row) if row else None
 
 
@@ -92,9 +90,8 @@ async def update_room(conn: aiosqlite.Connection, room_id: int, *, name: str | N
 
 async def next_seq(conn: aiosqlite.Connection, room_id: int) -> int:
     """Allocate the room's next message seq (inside the writer's transaction)."""
-    async with conn.execute("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-                            (room_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+                            (room_id,))
     assert row is not None
     return int(row[0])
 
@@ -124,8 +121,7 @@ async def update_member_role(conn: aiosqlite.Connection, room_id: int, staff_id:
 
 
 async def count_owners(conn: aiosqlite.Connection, room_id: int) -> int:
-    async with conn.execute("SELECT count(*) FROM room_members WHERE room_id = ? AND role = 'owner'", (room_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetchone(conn, "SELECT count(*) FROM room_members WHERE room_id = ? AND role = 'owner'", (room_id,))
     return int(row[0]) if row else 0
 
 
@@ -134,8 +130,7 @@ async def list_member_ids(db: Source, room_id: int) -> list[int]:
 
 
 async def list_auto_member_ids(conn: aiosqlite.Connection, room_id: int) -> list[int]:
-    async with conn.execute("SELECT staff_id FROM room_members WHERE room_id = ? AND auto = 1", (room_id,)) as cur:
-        return [r[0] for r in await cur.fetchall()]
+    return [r[0] for r in await fetchall(conn, "SELECT staff_id FROM room_members WHERE room_id = ? AND auto = 1", (room_id,))]
 
 
 async def list_members(db: Source, room_id: int, limit: int, offset: int) -> list[Membership]:
@@ -190,9 +185,10 @@ async def read_count(db: Source, room_id: int, seq: int, sender_id: int) -> int:
         (room_id, seq, sender_id)) or 0)
 
 
-async def read_cursors(db: Source, room_id: int) -> list[int]:
-    """Every member's cursor, for computing 既読 counts of a page of messages in one pass."""
-    return [r[0] for r in await fetchall(db, "SELECT last_read_seq FROM room_members WHERE room_id = ?", (room_id,))]
+async def read_cursors(db: Source, room_id: int) -> dict[int, int]:
+    """Every member's cursor (staff id → last_read_seq), for computing 既読 counts of a page in one pass."""
+    return {r[0]: r[1] for r in await fetchall(db, "SELECT staff_id, last_read_seq FROM room_members WHERE room_id = ?",
+                                               (room_id,))}
 
 
 async def approve_org(conn: aiosqlite.Connection, room_id: int, org_id: int, approved_by: int, now: str) -> None:
@@ -209,6 +205,5 @@ async def approved_org_ids(db: Source, room_id: int) -> list[int]:
 
 
 async def generated_rooms(conn: aiosqlite.Connection, org_id: int) -> list[Room]:
-    async with conn.execute(f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind IN ('department', 'rank')",
-                            (org_id,)) as cur:
-        return [_room(r) for r in await cur.fetchall()]
+    return [_room(r) for r in await fetchall(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind IN ('department', 'rank')",
+                            (org_id,))]

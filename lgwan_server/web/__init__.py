@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import admin, auth, directory, files, health, messages, rooms, ws
+from . import (
+    admin,
+    admin_rooms,
+    auth,
+    broadcasts,
+    directory,
+    files,
+    guests,
+    health,
+    messages,
+    notices,
+    pages,
+    records,
+    rooms,
+    safety,
+    tasks,
+    usage,
+    ws,
+)
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (health, auth, directory, rooms, messages, files, ws, admin):
+    for module in (health, auth, directory, rooms, messages, files, ws, admin, admin_rooms, usage, records, safety,
+                   broadcasts, notices, tasks, guests, pages):
         app.add_routes(module.routes)

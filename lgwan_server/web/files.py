@@ -6,21 +6,25 @@ from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from shared.limits import MAX_MESSAGE_CHARS
 
 from ..errors import AppError
 from ..services.messages import NewMessage
 from .common import actor, current, kernel, ok
-from .validation import path_int
+from .validation import is_ascii_int, path_int
 
 routes = web.RouteTableDef()
 _TEXT_FIELDS = {"body", "client_msg_id", "thread_root_id", "important"}
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(256 * 1024):
-        yield chunk
+    try:
+        while chunk := await part.read_chunk(256 * 1024):
+            yield chunk
+    except (ValueError, HttpProcessingError) as exc:   # how aiohttp's multipart parser reports a bad body
+        raise AppError("invalid_request", field="file", reason="bad_multipart") from exc
 
 
 @routes.post("/api/rooms/{room_id}/files")
@@ -30,10 +34,16 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise AppError("unsupported_media_type", expected="multipart/form-data")
     room_id = path_int(request, "room_id")
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as exc:   # no boundary, or one longer than RFC 2046 allows
+        raise AppError("invalid_request", field="(body)", reason="bad_multipart") from exc
     fields: dict[str, str] = {}
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except (ValueError, HttpProcessingError) as exc:   # e.g. control characters in a part's headers
+            raise AppError("invalid_request", field="(body)", reason="bad_multipart") from exc
         if part is None:
             raise AppError("invalid_request", field="file", reason="missing_field")
         if not isinstance(part, BodyPartReader):
@@ -50,7 +60,7 @@ async def upload(request: web.Request) -> web.Response:
         except UnicodeDecodeError as exc:
             raise AppError("invalid_utf8") from exc
     thread = fields.get("thread_root_id", "")
-    if thread and not thread.isdigit():
+    if thread and not is_ascii_int(thread):
         raise AppError("invalid_request", field="thread_root_id", reason="bad_format")
     client_id = fields.get("client_msg_id") or None
     if client_id is not None and len(client_id) > 64:

@@ -109,6 +109,17 @@ async def propose(request: web.Request) -> web.Response:
     return ok({"id": await kernel(request).records.propose_disposal(actor(request), body["mark_ids"])}, status=201)
 
 
+@routes.get("/api/records/disposals")
+async def list_disposals(request: web.Request) -> web.Response:
+    """Disposal proposals of the organisation, newest first, so a second person can find one to approve."""
+    a = actor(request)
+    kernel(request).records.require_records_role(a)
+    assert a.org_id is not None
+    db = kernel(request).db
+    return ok({"disposals": [{**d.__dict__, "mark_ids": await store.disposal_mark_ids(db, d.id)}
+                             for d in await store.list_disposals(db, a.org_id)]})
+
+
 @routes.post("/api/records/disposals/{disposal_id}/approve")
 async def approve(request: web.Request) -> web.Response:
     await kernel(request).records.approve_disposal(actor(request), path_int(request, "disposal_id"))

@@ -7,6 +7,7 @@ Schemas set ``additionalProperties: false``, so unknown fields are errors.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -19,6 +20,7 @@ from referencing.jsonschema import DRAFT202012
 from ..errors import AppError
 
 JSON_TYPES = ("application/json",)
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class Validator:
@@ -65,10 +67,31 @@ async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
         raise AppError("invalid_utf8") from exc
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:   # ValueError also covers integers over 4300 digits
         raise AppError("invalid_json") from exc
+    value = _without_surrogates(value)
     request.app[validator_key].validate(schema, value)
     return value  # type: ignore[no-any-return]
+
+
+def _without_surrogates(value: Any) -> Any:
+    """Drop lone surrogates (reachable only through JSON \\u escapes) from every string and key.
+
+    They cannot be encoded as UTF-8, so SQLite and argon2 would fail on them; textsafe drops them
+    from message text for the same reason, and this applies that rule to every field.
+    """
+    if isinstance(value, str):
+        return _SURROGATES.sub("", value) if _SURROGATES.search(value) else value
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def is_ascii_int(raw: str, max_digits: int = 18) -> bool:
+    """Only 0-9: str.isdigit() also accepts "²", "١" and "１", which int() rejects or silently reads."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= max_digits
 
 
 def query_int(request: web.Request, name: str, default: int | None = None, *, minimum: int = 0,
@@ -76,13 +99,13 @@ def query_int(request: web.Request, name: str, default: int | None = None, *, mi
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not (minimum <= int(raw) <= maximum):
+    if not is_ascii_int(raw, 19) or not (minimum <= int(raw) <= maximum):
         raise AppError("invalid_request", field=name, reason="bad_format")
     return int(raw)
 
 
 def path_int(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_ascii_int(raw):
         raise AppError("not_found")
     return int(raw)

@@ -36,7 +36,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     conn = Connection(auth.staff.id, auth.session.id, ws)
     k.hub.register(conn)    # queue live events from now on; the replay below covers everything before
     try:
-        last = await _replay(request, conn, since)
+        try:
+            last = await _replay(request, conn, since)
+        except ConnectionResetError:   # the terminal vanished mid-replay; it resumes from its own last id
+            last = None
         if last is None:
             return ws
         k.hub.start_writer(conn, last)

@@ -22,7 +22,7 @@ AT_LGWAN = KeyRing([TrustedKey(RELAY_KEY.public_key)])
 def message(body: str = "接種会場は午後も空きがあります。") -> env.MessageNew:
     return env.MessageNew(message_id=7, room_id=3, seq=1, sender="s:12", sender_name="佐藤 花子",
                           sender_affiliation="健康福祉部 健康推進課", body=body, created_at="2026-04-01T00:00:00.000Z",
-                          thread_root_id=None, origin_id=None)
+                          thread_root_id=None, origin_id=None, attachments=0)
 
 
 def post(body: str = "了解しました。") -> env.RelayPost:

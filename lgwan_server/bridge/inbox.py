@@ -1,0 +1,266 @@
+"""relay→LGWAN: apply what the relay sends, each envelope in one transaction with its inbox record.
+
+The inbox record and ``in_applied_seq`` commit together with the change, so an envelope takes
+effect exactly once however often it arrives. Everything the relay says is re-checked here
+(the receiver re-checks what the sender checked): a guest must be active and in the room, the
+room must still cross, a phone needs an active grant. A post that fails such a rule is *consumed*
+as refused — recorded, audited, and answered with ``post.refused`` so the author is told — and
+never blocks the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiosqlite
+
+from shared import envelope as env
+from shared.timeutil import now_iso
+
+from ..services.actor import Actor
+from ..services.audit import AuditService
+from ..services.events import EventService
+from ..services.messages import MessageService, NewMessage
+from ..storage import bridge as store
+from ..storage import guests as guest_store
+from ..storage import messages as message_store
+from ..storage import org as org_store
+from ..storage import rooms as room_store
+from ..storage.database import Database, Source
+from .outbox import BridgeOutbox, guest_account, parse_member, phone_account
+
+log = logging.getLogger(__name__)
+
+BRIDGE_ACTOR = Actor(None, None, "bridge", "", "relay", "system")
+_POLICIES_FOR = {"g": ("guests",), "s": ("staff_mobile", "guests")}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Who acts and where, as checked before the transaction."""
+
+    staff: org_store.Staff
+    affiliation: str
+    room: room_store.Room
+    membership: room_store.Membership
+
+
+class Refused(Exception):
+    """A business rule refuses an envelope that was otherwise valid."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class BridgeInbox:
+    def __init__(self, db: Database, outbox: BridgeOutbox, messages: MessageService, events: EventService,
+                 audit: AuditService) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.messages = messages
+        self.events = events
+        self.audit = audit
+
+    async def apply(self, envelopes: list[env.Envelope]) -> list[str]:
+        """Apply verified, consecutive envelopes in one transaction. Returns the outcomes recorded.
+
+        Who may post where is checked first on a reader connection, as the staff HTTP path does
+        (``MessageService.post`` checks access before its transaction); the writer's transaction then
+        holds only the writes, the idempotency check and the inbox records. Under a backlog several
+        envelopes share one transaction; the caller keeps kinds that change who may act (enrolments,
+        devices) in a batch of their own, so no check can miss an earlier envelope's effect.
+        """
+        checks: list[Checked | Refused | None] = []
+        for envelope in envelopes:
+            try:
+                checks.append(await self._check(envelope.payload))
+            except Refused as exc:
+                checks.append(exc)
+        outcomes = []
+        async with self.db.transaction("bridge_apply") as conn:
+            for envelope, checked in zip(envelopes, checks, strict=True):
+                try:
+                    if isinstance(checked, Refused):
+                        raise checked
+                    await self._dispatch(conn, envelope.payload, checked)
+                    outcome = "applied"
+                except Refused as exc:
+                    outcome = f"refused:{exc.code}"
+                    await self._refused(conn, envelope, exc.code)
+                await store.record_inbox(conn, envelope.seq, envelope.id, envelope.kind, outcome, now_iso())
+                outcomes.append(outcome)
+        return outcomes
+
+    @staticmethod
+    def batchable(envelope: env.Envelope) -> bool:
+        """Posts and receipts may share a transaction; enrolments and device requests go alone."""
+        return isinstance(envelope.payload, (env.RelayPost, env.ReceiptIn))
+
+    async def consume_rejected(self, seq: int, envelope_id: str, kind: str, code: str, detail: str) -> None:
+        """Take a signed, in-sequence envelope whose payload breaks the schema: record, audit, apply nothing."""
+        async with self.db.transaction("bridge_reject") as conn:
+            await store.record_inbox(conn, seq, envelope_id, kind, f"rejected:{code}", now_iso())
+            await self.audit.record(conn, BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
+                                    target_type="envelope", target_id=envelope_id,
+                                    detail={"code": code, "seq": seq, "kind": kind, "reason": detail[:120]})
+
+    async def _refused(self, conn: aiosqlite.Connection, envelope: env.Envelope, code: str) -> None:
+        payload = envelope.payload
+        if isinstance(payload, env.RelayPost):
+            # Tell the author (through the relay) that the post did not go through.
+            await self.outbox.enqueue(conn, env.PostRefused(origin_id=payload.origin_id, room_id=payload.room_id,
+                                                            code=code), payload.room_id)
+            await self.audit.record(conn, BRIDGE_ACTOR, "bridge.post_refused", outcome="denied", target_type="room",
+                                    target_id=payload.room_id, detail={"code": code, "author": payload.author,
+                                                                        "seq": envelope.seq})
+        elif not isinstance(payload, env.ReceiptIn):   # a receipt racing a removal is routine
+            await self.audit.record(conn, BRIDGE_ACTOR, "bridge.envelope_refused", outcome="denied",
+                                    target_type="envelope", target_id=envelope.id,
+                                    detail={"code": code, "kind": envelope.kind, "seq": envelope.seq})
+
+    async def _check(self, payload: env.Payload) -> Checked | None:
+        """The read-only checks of posts and receipts, on a reader connection."""
+        if isinstance(payload, env.RelayPost):
+            kind, staff, affiliation = await self._author(self.db, payload.author)
+            room, membership = await self._room_for(self.db, kind, staff.id, payload.room_id)
+            return Checked(staff, affiliation, room, membership)
+        if isinstance(payload, env.ReceiptIn):
+            kind, staff, affiliation = await self._author(self.db, payload.member)
+            room, membership = await self._room_for(self.db, kind, staff.id, payload.room_id)
+            return Checked(staff, affiliation, room, membership)
+        return None
+
+    async def _dispatch(self, conn: aiosqlite.Connection, payload: env.Payload, checked: Checked | None) -> None:
+        if isinstance(payload, env.RelayPost):
+            assert checked is not None
+            await self._post(conn, payload, checked)
+        elif isinstance(payload, env.ReceiptIn):
+            assert checked is not None
+            await self.messages.mark_read_in_transaction(conn, checked.staff.id, payload.room_id, payload.seq)
+        elif isinstance(payload, env.AccountEnrolled):
+            await self._enrolled(conn, payload)
+        elif isinstance(payload, env.DeviceRequest):
+            await self._device(conn, payload)
+        else:   # the allow-list in shared/envelope.py makes this unreachable
+            raise Refused("kind_not_handled")
+
+    # --- people ----------------------------------------------------------------------------------
+
+    async def _author(self, conn: Source, token: str) -> tuple[str, org_store.Staff, str]:
+        """(kind, staff row, 所属) of a guest or phone that may act right now, else Refused."""
+        member = parse_member(token)
+        if member is None:
+            raise Refused("bad_author")
+        kind, staff_id = member
+        staff = await org_store.get_staff(conn, staff_id)
+        if staff is None or staff.status != "active":
+            raise Refused("author_inactive")
+        if kind == "g":
+            guest = await guest_store.get_guest(conn, staff_id)
+            if staff.role != "guest" or guest is None:
+                raise Refused("bad_author")
+            if guest.status != "active" or guest.expires_at < now_iso():
+                raise Refused("guest_inactive")
+            return kind, staff, guest.affiliation
+        if staff.role == "guest":
+            raise Refused("bad_author")
+        grant = await guest_store.get_grant(conn, staff_id)
+        if grant is None or grant.status != "active":
+            raise Refused("mobile_not_granted")
+        return kind, staff, await org_store.department_path(conn, staff.department_id)
+
+    async def _room_for(self, conn: Source, kind: str, staff_id: int,
+                        room_id: int) -> tuple[room_store.Room, room_store.Membership]:
+        room = await room_store.get_room(conn, room_id)
+        if room is None or room.crossing_policy not in _POLICIES_FOR[kind]:
+            raise Refused("room_not_crossing")
+        membership = await room_store.get_membership(conn, room_id, staff_id)
+        if membership is None:
+            raise Refused("not_member")
+        return room, membership
+
+    # --- kinds -----------------------------------------------------------------------------------
+
+    async def _post(self, conn: aiosqlite.Connection, p: env.RelayPost, checked: Checked) -> None:
+        staff, affiliation, room, membership = checked.staff, checked.affiliation, checked.room, checked.membership
+        if room.archived:
+            raise Refused("room_archived")
+        if membership.role == "readonly":
+            raise Refused("read_only_member")
+        if room.kind == "announcement" and membership.role != "owner":
+            raise Refused("announcement_owner_only")
+        client_msg_id = f"relay:{p.origin_id}"
+        if await store.origin_taken(conn, staff.id, client_msg_id):
+            # Already here (e.g. a rebuilt relay sent it again under a new seq): the origin id is the
+            # second idempotency key, so it still takes effect once.
+            raise Refused("duplicate_origin")
+        if p.thread_root_id is not None:
+            root = await message_store.get_message(conn, p.thread_root_id)
+            if root is None or root.room_id != room.id or root.thread_root_id is not None or root.deleted:
+                raise Refused("invalid_thread")
+        body = p.body.strip()
+        if not body:
+            raise Refused("empty_message")
+        actor = Actor(staff.id, staff.org_id, staff.login, affiliation, "relay", staff.role)
+        await self.messages.post_in_transaction(conn, actor, staff.display_name, room.id,
+                                                NewMessage(body=body, thread_root_id=p.thread_root_id,
+                                                           client_msg_id=client_msg_id), body, [])
+
+    async def _enrolled(self, conn: aiosqlite.Connection, p: env.AccountEnrolled) -> None:
+        member = parse_member(p.account)
+        if member is None:
+            raise Refused("bad_account")
+        kind, staff_id = member
+        staff = await org_store.get_staff(conn, staff_id)
+        if staff is None:
+            raise Refused("bad_account")
+        now = now_iso()
+        if kind == "g":
+            guest = await guest_store.get_guest(conn, staff_id)
+            if guest is None or guest.status not in ("invited", "enrolled", "active"):
+                raise Refused("account_closed")
+            if p.privacy_notice_sha256 is None:
+                raise Refused("privacy_notice_not_acknowledged")    # acceptance statement 17
+            await guest_store.mark_guest_enrolled(conn, staff_id, p.privacy_notice_sha256, p.acknowledged_at, now)
+            updated = await guest_store.get_guest(conn, staff_id)
+            assert updated is not None
+            await self.outbox.enqueue(conn, guest_account(updated,
+                                                          device_approval=self.outbox.cfg.guest_device_approval))
+            # The inviting owner's screen shows that an approval is waiting.
+            await self.events.emit(conn, "guest.enrolled", {"guest_id": staff_id, "status": updated.status},
+                                   staff_id=guest.invited_by)
+            actor = Actor(staff_id, staff.org_id, staff.login, guest.affiliation, "relay", "guest")
+            await self.audit.record(conn, actor, "guest.enrolled", target_type="guest", target_id=staff_id,
+                                    detail={"privacy_notice_sha256": p.privacy_notice_sha256,
+                                            "acknowledged_at": p.acknowledged_at})
+            return
+        grant = await guest_store.get_grant(conn, staff_id)
+        if staff.role == "guest" or grant is None or grant.status not in ("granted", "active"):
+            raise Refused("account_closed")
+        await guest_store.mark_grant_enrolled(conn, staff_id, now)
+        updated_grant = await guest_store.get_grant(conn, staff_id)
+        assert updated_grant is not None
+        affiliation = await org_store.department_path(conn, staff.department_id)
+        await self.outbox.enqueue(conn, phone_account(updated_grant, staff.display_name, affiliation))
+        actor = Actor(staff.id, staff.org_id, staff.login, affiliation, "relay", staff.role)
+        await self.audit.record(conn, actor, "mobile.enrolled", target_type="staff", target_id=staff_id)
+
+    async def _device(self, conn: aiosqlite.Connection, p: env.DeviceRequest) -> None:
+        member = parse_member(p.account)
+        if member is None:
+            raise Refused("bad_account")
+        staff = await org_store.get_staff(conn, member[1])
+        if staff is None:
+            raise Refused("bad_account")
+        if await guest_store.insert_device(conn, p.device_id, staff.id, p.label, now_iso()):
+            actor = Actor(staff.id, staff.org_id, staff.login, "", "relay", staff.role)
+            await self.audit.record(conn, actor, "device.request", target_type="device", target_id=p.device_id,
+                                    detail={"label": p.label})
+            return
+        known = await guest_store.get_device(conn, p.device_id)
+        if known is not None and known.staff_id == staff.id and known.status in ("approved", "revoked"):
+            # The relay asks again (it lost the decision, e.g. after a rebuild): tell it once more.
+            await self.outbox.enqueue(conn, env.DeviceDecision(account=p.account, device_id=p.device_id,
+                                                               decision=known.status))

@@ -1,0 +1,251 @@
+"""The relay link's durable state: outbox, inbox, link state and the rooms mirrored to the relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from .database import Database, Source
+
+
+# The bridge runs inside the writer's transaction for every change of a crossing room, so each
+# query here is one aiosqlite round trip (execute_fetchall) rather than three (execute, fetch, close).
+async def fetchall(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[aiosqlite.Row]:
+    conn = src.reader() if isinstance(src, Database) else src
+    return list(await conn.execute_fetchall(sql, tuple(params)))
+
+
+async def fetchone(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> aiosqlite.Row | None:
+    return next(iter(await fetchall(src, sql, params)), None)
+
+
+async def fetchval(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> object:
+    row = await fetchone(src, sql, params)
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class LinkState:
+    relay_epoch: str | None
+    out_last_seq: int
+    out_acked_seq: int
+    in_applied_seq: int
+    paused: bool
+    resync_pending: bool
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    envelope_id: str
+    kind: str
+    payload: str
+    created_at: str
+
+
+async def get_state(db: Source) -> LinkState:
+    """The single link-state row."""
+    row = await fetchone(db, "SELECT relay_epoch, out_last_seq, out_acked_seq, in_applied_seq, paused,"
+                             " resync_pending FROM bridge_state WHERE id = 1")
+    assert row is not None
+    return LinkState(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+
+
+async def insert_outbox(conn: aiosqlite.Connection, envelope_id: str, kind: str, payload: str,
+                        room_id: int | None, now: str) -> int:
+    """Queue an envelope as the next LGWAN→relay seq, in commit order (a trigger advances
+    ``bridge_state.out_last_seq``). Returns the seq."""
+    rows = await conn.execute_fetchall(
+        "INSERT INTO bridge_outbox(seq, envelope_id, kind, payload, room_id, created_at)"
+        " SELECT out_last_seq + 1, ?, ?, ?, ?, ? FROM bridge_state WHERE id = 1 RETURNING seq",
+        (envelope_id, kind, payload, room_id, now))
+    return int(next(iter(rows))[0])
+
+
+async def outbox_from(db: Source, first_seq: int, limit: int) -> list[OutboxRow]:
+    """Outbox rows with seq >= ``first_seq``, in order."""
+    rows = await fetchall(db, "SELECT seq, envelope_id, kind, payload, created_at FROM bridge_outbox"
+                              " WHERE seq >= ? ORDER BY seq LIMIT ?", (first_seq, limit))
+    return [OutboxRow(*tuple(r)) for r in rows]
+
+
+async def oldest_outbox_seq(db: Source) -> int | None:
+    value = await fetchval(db, "SELECT min(seq) FROM bridge_outbox")
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+async def oldest_unacked_created_at(db: Source, acked_seq: int) -> str | None:
+    """When the oldest envelope not yet confirmed by the relay was queued (None when none is waiting)."""
+    value = await fetchval(db, "SELECT created_at FROM bridge_outbox WHERE seq > ? ORDER BY seq LIMIT 1",
+                           (acked_seq,))
+    return None if value is None else str(value)
+
+
+async def mark_acked(conn: aiosqlite.Connection, previous: int, seq: int, now: str) -> None:
+    """The relay applied everything up to ``seq`` (``previous`` was the last recorded ack)."""
+    await conn.execute("UPDATE bridge_state SET out_acked_seq = ?, updated_at = ? WHERE id = 1", (seq, now))
+    await conn.execute("UPDATE bridge_outbox SET acked_at = ? WHERE seq > ? AND seq <= ? AND acked_at IS NULL",
+                       (now, previous, seq))
+
+
+async def reset_outbound(conn: aiosqlite.Connection, now: str) -> None:
+    """Forget every queued LGWAN→relay envelope and restart the numbering (before a full snapshot)."""
+    await conn.execute("DELETE FROM bridge_outbox")
+    await conn.execute("DELETE FROM bridge_rooms")
+    await conn.execute("UPDATE bridge_state SET out_last_seq = 0, out_acked_seq = 0, updated_at = ? WHERE id = 1",
+                       (now,))
+
+
+async def reset_inbound(conn: aiosqlite.Connection, now: str) -> None:
+    """A new relay instance numbers its envelopes from 1 again."""
+    await conn.execute("DELETE FROM bridge_inbox")
+    await conn.execute("UPDATE bridge_state SET in_applied_seq = 0, updated_at = ? WHERE id = 1", (now,))
+
+
+async def set_relay_epoch(conn: aiosqlite.Connection, epoch: str, now: str) -> None:
+    await conn.execute("UPDATE bridge_state SET relay_epoch = ?, updated_at = ? WHERE id = 1", (epoch, now))
+
+
+async def set_paused(conn: aiosqlite.Connection, paused: bool, now: str) -> None:
+    await conn.execute("UPDATE bridge_state SET paused = ?, updated_at = ? WHERE id = 1", (int(paused), now))
+
+
+async def set_resync_pending(conn: aiosqlite.Connection, pending: bool, now: str) -> None:
+    await conn.execute("UPDATE bridge_state SET resync_pending = ?, updated_at = ? WHERE id = 1", (int(pending), now))
+
+
+async def record_inbox(conn: aiosqlite.Connection, seq: int, envelope_id: str, kind: str, outcome: str,
+                       now: str) -> None:
+    """Record a taken relay→LGWAN envelope (a trigger advances ``in_applied_seq``), in the apply's transaction."""
+    await conn.execute("INSERT INTO bridge_inbox(seq, envelope_id, kind, outcome, received_at) VALUES (?,?,?,?,?)",
+                       (seq, envelope_id, kind, outcome, now))
+
+
+async def inbox_envelope_id(db: Source, seq: int) -> str | None:
+    value = await fetchval(db, "SELECT envelope_id FROM bridge_inbox WHERE seq = ?", (seq,))
+    return None if value is None else str(value)
+
+
+async def count_inbox_outcomes(db: Source) -> dict[str, int]:
+    rows = await fetchall(db, "SELECT outcome, count(*) FROM bridge_inbox GROUP BY outcome")
+    return {r[0]: r[1] for r in rows}
+
+
+async def prune(conn: aiosqlite.Connection, before: str) -> tuple[int, int]:
+    """Drop acked outbox rows and inbox records older than ``before``. Returns (outbox, inbox) counts."""
+    out = await conn.execute("DELETE FROM bridge_outbox WHERE acked_at IS NOT NULL AND acked_at < ?", (before,))
+    inbox = await conn.execute("DELETE FROM bridge_inbox WHERE received_at < ?"
+                               " AND seq < (SELECT in_applied_seq FROM bridge_state WHERE id = 1)", (before,))
+    return out.rowcount, inbox.rowcount
+
+
+# --- rooms the relay holds ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    """Where an event of a room goes: the room's policy now and the policy the relay last got."""
+
+    crossing_policy: str
+    mirrored_policy: str | None
+    client_msg_id: str | None = None     # for message.new: the relay's origin ("relay:<origin id>")
+    sender_role: str | None = None
+
+
+async def route(conn: aiosqlite.Connection, room_id: int, message_id: int | None = None) -> Route | None:
+    """One round trip for the hook: the room's policy, its mirror state and, for a message, its origin."""
+    if message_id is None:
+        row = await fetchone(conn, "SELECT r.crossing_policy, b.policy FROM rooms r"
+                                   " LEFT JOIN bridge_rooms b ON b.room_id = r.id WHERE r.id = ?", (room_id,))
+        return Route(row[0], row[1]) if row else None
+    row = await fetchone(conn, "SELECT r.crossing_policy, b.policy, m.client_msg_id, s.role FROM rooms r"
+                               " LEFT JOIN bridge_rooms b ON b.room_id = r.id JOIN messages m ON m.id = ?"
+                               " JOIN staff s ON s.id = m.sender_id WHERE r.id = ?", (message_id, room_id))
+    return Route(row[0], row[1], row[2], row[3]) if row else None
+
+
+async def mirrored_policy(conn: aiosqlite.Connection, room_id: int) -> str | None:
+    value = await fetchval(conn, "SELECT policy FROM bridge_rooms WHERE room_id = ?", (room_id,))
+    return None if value is None else str(value)
+
+
+async def origin_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_id: str) -> bool:
+    """Whether this author already has a message with this idempotency key."""
+    return await fetchone(conn, "SELECT 1 FROM messages WHERE sender_id = ? AND client_msg_id = ?",
+                          (staff_id, client_msg_id)) is not None
+
+
+async def set_mirrored(conn: aiosqlite.Connection, room_id: int, policy: str, now: str) -> None:
+    await conn.execute("INSERT INTO bridge_rooms(room_id, policy, since) VALUES (?,?,?)"
+                       " ON CONFLICT(room_id) DO UPDATE SET policy = excluded.policy", (room_id, policy, now))
+
+
+async def unset_mirrored(conn: aiosqlite.Connection, room_id: int) -> None:
+    await conn.execute("DELETE FROM bridge_rooms WHERE room_id = ?", (room_id,))
+
+
+async def crossing_room_ids(conn: aiosqlite.Connection) -> list[int]:
+    """Rooms whose policy lets them cross, oldest first."""
+    rows = await fetchall(conn, "SELECT id FROM rooms WHERE crossing_policy IN ('staff_mobile', 'guests') ORDER BY id")
+    return [int(r[0]) for r in rows]
+
+
+@dataclass(frozen=True)
+class CrossingMessage:
+    id: int
+    seq: int
+    thread_root_id: int | None
+    sender_id: int
+    sender_role: str
+    sender_name: str
+    sender_affiliation: str
+    body: str
+    created_at: str
+    client_msg_id: str | None
+    deleted: bool
+    edited_at: str | None
+    attachments: int
+
+
+_CROSSING_COLS = (
+    "m.id, m.seq, m.thread_root_id, m.sender_id, s.role, s.display_name, m.sender_affiliation, m.body, m.created_at,"
+    " m.client_msg_id, m.deleted_at IS NOT NULL, m.edited_at,"
+    " (SELECT count(*) FROM attachments a WHERE a.message_id = m.id)"
+)
+
+
+async def get_crossing_message(conn: aiosqlite.Connection, message_id: int) -> CrossingMessage | None:
+    row = await fetchone(conn, f"SELECT {_CROSSING_COLS} FROM messages m JOIN staff s ON s.id = m.sender_id"
+                               " WHERE m.id = ?", (message_id,))
+    return CrossingMessage(*tuple(row)) if row else None
+
+
+async def recent_crossing_messages(conn: aiosqlite.Connection, room_id: int, since: str,
+                                   limit: int) -> list[CrossingMessage]:
+    """The newest ``limit`` messages of a room created after ``since``, oldest first."""
+    rows = await fetchall(conn, f"SELECT {_CROSSING_COLS} FROM messages m JOIN staff s ON s.id = m.sender_id"
+                                " WHERE m.room_id = ? AND m.created_at >= ? ORDER BY m.seq DESC LIMIT ?",
+                          (room_id, since, limit))
+    return [CrossingMessage(*tuple(r)) for r in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class MemberCard:
+    staff_id: int
+    role: str
+    display_name: str
+    department_id: int | None
+    last_read_seq: int
+
+
+async def member_cards(conn: aiosqlite.Connection, room_id: int) -> list[MemberCard]:
+    rows = await fetchall(conn, "SELECT s.id, s.role, s.display_name, s.department_id, m.last_read_seq"
+                                " FROM room_members m JOIN staff s ON s.id = m.staff_id WHERE m.room_id = ?"
+                                " ORDER BY s.id", (room_id,))
+    return [MemberCard(*tuple(r)) for r in rows]
+
+
+async def member_card(conn: aiosqlite.Connection, staff_id: int) -> tuple[str, str, int | None] | None:
+    """(role, display_name, department_id) of a staff row."""
+    row = await fetchone(conn, "SELECT role, display_name, department_id FROM staff WHERE id = ?", (staff_id,))
+    return (row[0], row[1], row[2]) if row else None
