@@ -273,6 +273,18 @@ def officers(admin: Staff) -> Officers:
     return Officers()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def axe_artifact() -> Iterator[None]:
+    """Every axe result of the run (main and new screens) in test-artifacts/axe-results.json."""
+    yield
+    if AXE_RESULTS:
+        import json
+
+        out = ROOT / "test-artifacts" / "axe-results.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(AXE_RESULTS, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
 def expect_no_serious(page: Any, name: str) -> None:
     """axe on the current screen: no serious or critical violation."""
     serious = axe_check(page, name)

@@ -144,6 +144,7 @@ def test_poll_voted_by_two_shows_results_by_department(pair: tuple[Staff, Staff]
     expect(card.locator(".poll-voters")).to_contain_text("佐藤 花子")
     expect(card.locator(".poll-voters")).to_contain_text("高橋 誠")
     expect_no_serious(a.page, "polls-panel")
+    by_dept.scroll_into_view_if_needed()
     shot(a.page, "23-poll-results")
     panel.get_by_role("button", name="閉じる").click()
     b.page.locator("#side-panel").get_by_role("button", name="閉じる").click()

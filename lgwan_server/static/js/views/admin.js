@@ -200,7 +200,7 @@ async function sessionsDialog(s, message) {
   }
   const out = h("p", { role: "status" });
   const end = h("button", { type: "button", class: "button danger", text: t("admin.sessions.end"), disabled: !data.sessions.length });
-  const { close } = openDialog({
+  const { close, body } = openDialog({
     title: t("admin.sessions.title", { name }),
     className: "wide-dialog sessions-dialog",
     content: [data.sessions.length ? h("div", { class: "table-wrap" }, h("table", { class: "table" },
@@ -211,6 +211,10 @@ async function sessionsDialog(s, message) {
     out],
     actions: s.id === state.me.staff.id ? [] : [end],
   });
+  // the table may scroll sideways (long browser names): let keyboards scroll it too
+  Object.assign(body, { tabIndex: 0 });
+  body.setAttribute("role", "region");
+  body.setAttribute("aria-label", t("admin.sessions.title", { name }));
   end.addEventListener("click", async () => {
     try {
       const res = await del(`/api/admin/staff/${s.id}/sessions`);
