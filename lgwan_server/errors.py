@@ -22,6 +22,7 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
     "not_authenticated": (401, "ログインしてください。", "Authentication required."),
     "session_expired": (401, "一定時間操作がなかったため、ログアウトしました。", "The session has expired."),
     "invalid_credentials": (401, "ログインIDまたはパスワードが違います。", "Wrong login or password."),
+    "wrong_current_password": (400, "現在のパスワードが違います。", "The current password is wrong."),
     "account_locked": (423, "ログインの失敗が続いたため、一時的にロックされています。しばらくしてからお試しください。",
                        "The account is temporarily locked after repeated failures."),
     "account_disabled": (403, "このアカウントは利用できません。", "This account is disabled."),

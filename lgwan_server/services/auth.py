@@ -239,7 +239,8 @@ class AuthService:
         assert staff is not None
         if not await self.passwords.verify(staff.password_hash, current):
             await self.audit.record_alone(auth.actor(ip), "auth.password_change", outcome="failed")
-            raise AppError("invalid_credentials")
+            # 400, not 401: the session is fine, only the typed password is wrong.
+            raise AppError("wrong_current_password")
         self.passwords.check_policy(new, staff.login)
         digest = await self.passwords.hash(new)
         async with self.db.transaction("password_change") as conn:

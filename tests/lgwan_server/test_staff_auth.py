@@ -135,7 +135,8 @@ async def test_password_change_policy(demo_server: ServerProcess, people: Roster
     person = people.one()
     c = await clients.staff(demo_server, person)
     await c.post("/api/auth/password", json={"current": "wrong-one-123", "new": "長くて十分なパスワード2026"},
-                 expect=401, code="invalid_credentials")
+                 expect=400, code="wrong_current_password")
+    await c.get("/api/rooms", expect=200)                      # still signed in
     short = await c.post("/api/auth/password", json={"current": "kakehashi-demo-2026", "new": "short"}, expect=400)
     assert short.code == "password_policy" and "min_length:12" in short.detail["reasons"]
     await c.post("/api/auth/password", json={"current": "kakehashi-demo-2026", "new": f"{person.login}-and-more"},

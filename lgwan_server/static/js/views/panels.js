@@ -161,11 +161,11 @@ export function passwordDialog() {
       return;
     }
     try {
-      await post("/api/auth/password", { current: current.value, new: next.value }, { quiet401: true });
+      await post("/api/auth/password", { current: current.value, new: next.value });
       close();
       announce(t("password.done"));
     } catch (err) {
-      error.textContent = err.code === "invalid_credentials" ? t("password.wrongCurrent") : err.userMessage;
+      error.textContent = err.code === "wrong_current_password" ? t("password.wrongCurrent") : err.userMessage;
     }
   });
 }
