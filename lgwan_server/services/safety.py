@@ -31,12 +31,13 @@ ATTEND = ("yes", "no", "unknown")
 ATTEND_LABELS = {"yes": "参集可", "no": "参集不可", "unknown": "未定"}
 QUESTIONS = ("condition", "attend", "eta", "location", "note")
 MANAGER_ROLES = ("org_admin", "server_admin", "safety_manager")
+# Titles are shown after the 【安否確認】 label the UI adds, so they do not repeat it.
 TEMPLATES = {
-    "disaster": {"title": "【安否確認】災害発生", "questions": list(QUESTIONS),
+    "disaster": {"title": "災害発生", "questions": list(QUESTIONS),
                  "message": "ご自身とご家族の安全を確保したうえで、状況を回答してください。"},
-    "drill": {"title": "【訓練】安否確認", "questions": ["condition", "attend", "eta"],
+    "drill": {"title": "訓練", "questions": ["condition", "attend", "eta"],
               "message": "これは訓練です。回答してください。"},
-    "simple": {"title": "安否確認", "questions": ["condition"], "message": "状況を回答してください。"},
+    "simple": {"title": "状況確認", "questions": ["condition"], "message": "状況を回答してください。"},
 }
 
 
