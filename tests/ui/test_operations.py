@@ -38,7 +38,7 @@ def test_safety_check_banner_one_tap_and_dashboard(manager: Staff, staff: Staff)
     page.locator("#work-link").click()
     page.get_by_role("link", name="安否確認").click()
     page.get_by_label("ひな形").select_option("drill")
-    expect(page.get_by_label("件名")).to_have_value("【訓練】安否確認")
+    expect(page.get_by_label("件名")).to_have_value("訓練")
     page.get_by_label(re.compile("^部署を選ぶ")).check()
     page.get_by_label(staff.department, exact=True).check()  # type: ignore[attr-defined]
     if staff.department != "危機管理課":  # type: ignore[attr-defined]
@@ -47,13 +47,13 @@ def test_safety_check_banner_one_tap_and_dashboard(manager: Staff, staff: Staff)
     shot(page, "30-safety-start")
     page.get_by_role("button", name="安否確認を開始").click()
     page.locator("dialog[open]").get_by_role("button", name="安否確認を開始").click()
-    expect(page.locator("#dash-title")).to_contain_text("【訓練】安否確認")
+    expect(page.locator("#dash-title")).to_contain_text("訓練")
     table = page.locator(".safety-table")
     expect(table).to_contain_text(staff.department)  # type: ignore[attr-defined]
 
     # The staff member's open page shows the banner live; one tap answers.
     banner = staff.page.locator(".safety-banner")
-    expect(banner.locator("h2")).to_contain_text("【訓練】安否確認")
+    expect(banner.locator("h2")).to_contain_text("【安否確認】訓練")
     expect(staff.page.locator("#alerter")).to_contain_text("安否確認が届きました")
     expect_no_serious(staff.page, "safety-banner")
     shot(staff.page, "31-safety-banner")
