@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh "all,test" "chromium fonts-noto-cjk fonts-noto-color-emoji"
 
 kk_log "ruff"
-ruff check shared lgwan_server internet_relay sanitizer tests benchmarks
+ruff check .
 
 kk_log "pytest"
 set +e

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from datetime import date
@@ -119,17 +122,18 @@ async def test_manifest_detects_one_changed_byte(make_server: Callable[..., Serv
         verify_bundle(bundle, "0000 1111 2222 3333 4444 5555 6666 7777")
 
     # the command a records officer runs
-    import subprocess
-    import sys
     path = server.root / "bundle.zip"
     path.write_bytes(bundle)
-    ok = subprocess.run([sys.executable, "-m", "shared.manifest", "verify", str(path), "--fingerprint", fingerprint],
-                        capture_output=True, text=True, timeout=60)
+    ok = await _verify_cli(path, "--fingerprint", fingerprint)
     assert ok.returncode == 0, ok.stderr
     path.write_bytes(rebuilt.getvalue())
-    bad = subprocess.run([sys.executable, "-m", "shared.manifest", "verify", str(path)],
-                         capture_output=True, text=True, timeout=60)
+    bad = await _verify_cli(path)
     assert bad.returncode == 1 and "records.csv" in bad.stderr
+
+
+async def _verify_cli(path: object, *extra: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.manifest", "verify", str(path), *extra],
+                                   capture_output=True, text=True, timeout=60)
 
 
 async def test_marked_message_cannot_be_deleted_and_edits_keep_versions(
