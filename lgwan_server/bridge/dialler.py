@@ -24,7 +24,7 @@ from aiohttp import WSMsgType
 from shared import envelope as env
 from shared import link
 from shared.limits import MAX_ENVELOPE_BYTES
-from shared.signing import KeyRing, Signer
+from shared.signing import KeyRing, SignatureError, Signer, load_key_ring, load_signer
 from shared.timeutil import now_iso, parse_iso, utcnow
 
 from ..config import BridgeConfig
@@ -160,7 +160,21 @@ class Dialler:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
 
+    def _reload_keys(self) -> None:
+        """Pick up a rotated key pair or a newly installed/retired peer key at each new session
+        (kakehashi-keys activate / install-peer / retire-peer), without a restart."""
+        if self.cfg.keys_dir is None:
+            return
+        try:
+            signer, keyring = load_signer(self.cfg.keys_dir), load_key_ring(self.cfg.keys_dir)
+        except (SignatureError, OSError, ValueError, KeyError) as exc:
+            log.error("could not reload the bridge keys; keeping the loaded ones", extra={"error": str(exc)[:200]})
+            return
+        if len(keyring):
+            self.signer, self.keyring = signer, keyring
+
     async def _session(self, http: aiohttp.ClientSession) -> None:
+        self._reload_keys()
         ws = await http.ws_connect(self.cfg.relay_url, heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_FRAME_BYTES,
                                    ssl=self._ssl(), compress=0, autoping=True)
         self._ws = ws

@@ -108,7 +108,12 @@ class BridgeInbox:
 
     async def _refused(self, conn: aiosqlite.Connection, envelope: env.Envelope, code: str) -> None:
         payload = envelope.payload
-        if isinstance(payload, env.RelayPost):
+        if code == "duplicate_origin":
+            # Not a refusal: the same post arrived again under a new seq (a rebuilt or restored relay)
+            # and already took effect once. Recorded, so the count stays visible.
+            await self.audit.record(conn, BRIDGE_ACTOR, "bridge.post_duplicate", target_type="envelope",
+                                    target_id=envelope.id, detail={"seq": envelope.seq})
+        elif isinstance(payload, env.RelayPost):
             # Tell the author (through the relay) that the post did not go through.
             await self.outbox.enqueue(conn, env.PostRefused(origin_id=payload.origin_id, room_id=payload.room_id,
                                                             code=code), payload.room_id)

@@ -65,7 +65,9 @@ class OrgService:
     async def admin_staff(self, actor: Actor, staff_id: int) -> Staff:
         """A staff member the admin may manage (same organisation), else ``staff_not_found``."""
         staff = await store.get_staff(self.db, staff_id)
-        if staff is None or not (actor.is_server_admin or (actor.is_org_admin and actor.org_id == staff.org_id)):
+        if staff is None or staff.role == "guest":   # guests are managed per room (services/guests.py)
+            raise AppError("staff_not_found")
+        if not (actor.is_server_admin or (actor.is_org_admin and actor.org_id == staff.org_id)):
             raise AppError("staff_not_found")
         return staff
 

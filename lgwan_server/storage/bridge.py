@@ -6,23 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from .database import Database, Source
-
-
-# The bridge runs inside the writer's transaction for every change of a crossing room, so each
-# query here is one aiosqlite round trip (execute_fetchall) rather than three (execute, fetch, close).
-async def fetchall(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> list[aiosqlite.Row]:
-    conn = src.reader() if isinstance(src, Database) else src
-    return list(await conn.execute_fetchall(sql, tuple(params)))
-
-
-async def fetchone(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> aiosqlite.Row | None:
-    return next(iter(await fetchall(src, sql, params)), None)
-
-
-async def fetchval(src: Source, sql: str, params: tuple[object, ...] | list[object] = ()) -> object:
-    row = await fetchone(src, sql, params)
-    return None if row is None else row[0]
+from .database import Source, fetchall, fetchone, fetchval
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,72 @@ def test_plain_text_with_angle_brackets_that_are_not_markup_crosses() -> None:
                                                       (5, 1, "duplicate"), (5, 7, "gap"), (0, 2, "gap")])
 def test_sequence_classification(last: int, seq: int, verdict: str) -> None:
     assert env.classify_seq(last, seq) == verdict
+
+
+def test_new_kinds_round_trip() -> None:
+    """Every kind added for issue 5 seals and opens in its own direction only."""
+    h = "a" * 64
+    samples = [
+        env.AccountUpsert(account="g:5", kind="guest", display_name="山田 太郎", affiliation="架橋病院", status="invited",
+                          enrol_token_sha256=h, enrol_expires_at="2026-04-08T00:00:00.000Z",
+                          expires_at="2026-07-01T00:00:00.000Z", device_approval=False),
+        env.AccountRemove(account="s:12"),
+        env.DeviceDecision(account="s:12", device_id="0" * 32, decision="revoked"),
+        env.PostRefused(origin_id="g:5:abc", room_id=3, code="not_member"),
+        env.AccountEnrolled(account="g:5", privacy_notice_sha256=h, acknowledged_at="2026-04-01T00:00:00.000Z"),
+        env.DeviceRequest(account="s:12", device_id="1" * 32, label="iPhone Safari",
+                          requested_at="2026-04-01T00:00:00.000Z"),
+    ]
+    for payload in samples:
+        signer, ring = (LGWAN_KEY, AT_RELAY) if payload.DIRECTION == env.LGWAN else (RELAY_KEY, AT_LGWAN)
+        raw = env.seal(payload, seq=1, signer=signer)
+        assert env.open_envelope(raw, expect_sender=payload.DIRECTION, keyring=ring).payload == payload
+        other = env.RELAY if payload.DIRECTION == env.LGWAN else env.LGWAN
+        with pytest.raises(env.EnvelopeError):
+            env.open_envelope(raw, expect_sender=other, keyring=ring)
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"enrol_token_sha256": "xyz"}, "not a SHA-256"),
+    ({"status": "owner"}, "not an allowed value"),
+    ({"device_approval": 1}, "expected boolean"),
+    ({"display_name": "<b>管理者</b>"}, "markup"),
+])
+def test_account_fields_are_strict(change: dict, reason: str) -> None:
+    wire = env.AccountUpsert(account="g:5", kind="guest", display_name="山田", affiliation="", status="active",
+                             enrol_token_sha256=None, enrol_expires_at=None, expires_at=None,
+                             device_approval=False).to_wire()
+    with pytest.raises(env.EnvelopeError) as info:
+        env.AccountUpsert.from_wire({**wire, **change})
+    assert reason in str(info.value)
+
+
+def test_my_number_never_crosses() -> None:
+    """Acceptance statement 16: a valid 個人番号 is refused by the sender and by the receiver."""
+    assert env.crossing_text_problem("番号は 1234-5678-9018 です") == "my_number"
+    assert env.crossing_text_problem("番号は 1234-5678-9012 です") is None
+    with pytest.raises(env.EnvelopeError) as info:
+        env.seal(message("マイナンバー123456789018"), seq=1, signer=LGWAN_KEY)
+    assert "my_number" in str(info.value)
+    raw = reseal({**json.loads(FRESH), "payload": {**message().to_wire(), "body": "123456789018"}})
+    with pytest.raises(env.EnvelopeError) as refused:
+        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY)
+    assert refused.value.code == "bad_payload" and refused.value.verified is not None
+
+
+def test_failures_after_the_signature_carry_the_verified_header() -> None:
+    """So the receiver may trust the seq of a well-signed envelope with a bad payload (and consume it)."""
+    with pytest.raises(env.EnvelopeError) as before:
+        env.open_envelope(flip_payload(FRESH), expect_sender=env.LGWAN, keyring=AT_RELAY)
+    assert before.value.verified is None
+    raw = reseal({**json.loads(FRESH), "seq": 9, "payload": {**message().to_wire(), "extra": 1}})
+    with pytest.raises(env.EnvelopeError) as after:
+        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY)
+    assert after.value.verified is not None and after.value.verified["seq"] == 9
+
+
+def test_payload_json_round_trip() -> None:
+    text = env.payload_json(message())
+    assert env.payload_from_json("message.new", text) == message()
+    with pytest.raises(env.EnvelopeError):
+        env.payload_from_json("no.such.kind", text)

@@ -1,0 +1,329 @@
+// Guest and staff-phone UI of the Kakehashi relay. No framework, no CDN, no inline script (CSP).
+// Every piece of text from the server goes in with textContent, never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const state = { csrf: "", me: null, rooms: [], room: null, ws: null, wsRetry: 0, lastSeq: 0, readTimer: 0 };
+
+const ERRORS = { network: "つながりません。電波の よい ところで、もう一度 ためして ください。" };
+
+function show(view) {
+  for (const id of ["view-enrol", "view-login", "view-wait", "view-chat"]) $(id).hidden = id !== view;
+  $("who").hidden = !state.me;
+}
+
+function alertText(text) {
+  const box = $("alert");
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (state.csrf && method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                               credentials: "same-origin" });
+  } catch (e) {
+    throw Object.assign(new Error(ERRORS.network), { code: "network" });
+  }
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) {
+    const err = (data && data.error) || {};
+    throw Object.assign(new Error(err.message || "エラーが 起きました。"), { code: err.code || "error", status: resp.status });
+  }
+  return data;
+}
+
+function timeJst(iso) {
+  const d = new Date(iso);
+  return d.toLocaleString("ja-JP", { timeZone: "Asia/Tokyo", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+function newId() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// --- enrolment ------------------------------------------------------------------------------------
+
+async function startEnrol(token) {
+  show("view-enrol");
+  history.replaceState(null, "", "/enrol");   // the token leaves the address bar (and any screenshot)
+  let info;
+  try {
+    info = await api("POST", "/api/enrol/info", { token });
+  } catch (e) {
+    alertText(e.message);
+    $("enrol-form").hidden = true;
+    return;
+  }
+  const org = info.organisation || "団体";
+  $("enrol-invited").textContent = `${info.display_name} さん（${info.affiliation || "所属なし"}）。${org}から 招待されました。下の 項目を 入れて、登録して ください。`;
+  $("pw-min").textContent = String(info.password_min_length);
+  if (info.login) $("enrol-login").value = info.login;
+  if (info.privacy_notice) {
+    $("privacy-box").hidden = false;
+    $("privacy-text").textContent = info.privacy_notice;
+  }
+  $("totp-start").addEventListener("click", async () => {
+    try {
+      const t = await api("POST", "/api/enrol/totp", { token });
+      if (t.qr_data_uri.startsWith("data:image/svg+xml")) $("totp-qr").src = t.qr_data_uri;
+      $("totp-secret").textContent = t.secret;
+      $("totp-box").hidden = false;
+      $("enrol-code").focus();
+    } catch (e) { alertText(e.message); }
+  });
+  $("enrol-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    alertText("");
+    const guest = info.kind === "guest";
+    if (guest && !$("privacy-ack").checked) { alertText("利用目的を 読んで、チェックを 入れて ください。"); $("privacy-ack").focus(); return; }
+    try {
+      await api("POST", "/api/enrol/complete", { token, login: $("enrol-login").value.trim(),
+        password: $("enrol-password").value, totp: $("enrol-code").value.trim(), privacy_ack: guest ? $("privacy-ack").checked : false });
+      $("enrol-form").hidden = true;
+      $("enrol-done").hidden = false;
+      $("enrol-next").textContent = guest ? "招待した 職員が 承認すると 使えます。先に ログインして 待つことも できます。"
+                                          : "ログインして ください。はじめての 端末は、管理者の 許可が 必要です。";
+      $("enrol-done").querySelector("p").focus?.();
+    } catch (e) { alertText(e.message); }
+  });
+}
+
+// --- login ----------------------------------------------------------------------------------------
+
+function startLogin() {
+  show("view-login");
+  $("login-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    alertText("");
+    $("device-wait").hidden = true;
+    try {
+      const r = await api("POST", "/api/login", { login: $("login-id").value.trim(), password: $("login-password").value,
+                                                   totp: $("login-code").value.trim() });
+      $("login-code").value = "";
+      if (r.status === "device_pending") { $("device-wait").hidden = false; return; }
+      state.csrf = r.csrf_token;
+      await enter();
+    } catch (e) { alertText(e.message); }
+  };
+  $("login-id").focus();
+}
+
+async function enter() {
+  const me = await api("GET", "/api/me");
+  state.me = me;
+  state.csrf = me.csrf_token;
+  $("who-name").textContent = `${me.display_name}（${me.affiliation || "所属なし"}）`;
+  connect();
+  if (me.status !== "active") { show("view-wait"); return; }
+  show("view-chat");
+  await loadRooms();
+}
+
+$("logout").addEventListener("click", async () => {
+  try { await api("POST", "/api/logout", {}); } catch (e) { /* already logged out */ }
+  location.href = "/";
+});
+
+// --- rooms and messages ---------------------------------------------------------------------------
+
+async function loadRooms() {
+  const data = await api("GET", "/api/rooms");
+  state.rooms = data.rooms;
+  const list = $("room-list");
+  list.replaceChildren();
+  for (const room of state.rooms) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = room.unread ? `${room.name}（未読 ${room.unread}）` : room.name;
+    b.setAttribute("aria-current", String(state.room && state.room.id === room.id));
+    b.addEventListener("click", () => openRoom(room.id));
+    li.append(b);
+    list.append(li);
+  }
+  $("no-rooms").hidden = state.rooms.length > 0;
+  if (state.room && !state.rooms.some((r) => r.id === state.room.id)) { state.room = null; $("room").hidden = true; }
+  if (!state.room && state.rooms.length) await openRoom(state.rooms[0].id);
+}
+
+async function openRoom(roomId) {
+  const data = await api("GET", `/api/rooms/${roomId}/messages?limit=100`);
+  state.room = data.room;
+  $("room").hidden = false;
+  $("room-name").textContent = data.room.name;
+  $("members").hidden = true;
+  $("members-toggle").setAttribute("aria-expanded", "false");
+  renderMessages(data.messages, data.pending);
+  for (const b of $("room-list").querySelectorAll("button")) b.setAttribute("aria-current", "false");
+  const idx = state.rooms.findIndex((r) => r.id === roomId);
+  const btn = $("room-list").querySelectorAll("button")[idx];
+  if (btn) btn.setAttribute("aria-current", "true");
+  scheduleRead();
+}
+
+function messageItem(m) {
+  const li = document.createElement("li");
+  li.dataset.id = String(m.id);
+  if (m.client_msg_id) li.dataset.client = m.client_msg_id;
+  if (m.mine) li.classList.add("mine");
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  meta.textContent = `${m.sender.display_name}（${m.sender.affiliation || "所属なし"}） ${timeJst(m.created_at)}${m.edited_at ? "（編集済み）" : ""}`;
+  const body = document.createElement("p");
+  body.className = "body";
+  body.textContent = m.deleted ? "（削除されました）" : m.body || (m.attachments ? "（ファイルは LGWAN側でだけ 見られます）" : "");
+  li.append(meta, body);
+  if (m.attachments && m.body) {
+    const note = document.createElement("p");
+    note.className = "state";
+    note.textContent = `ファイル ${m.attachments}件（LGWAN側でだけ 見られます）`;
+    li.append(note);
+  }
+  if (m.mine) {
+    const read = document.createElement("p");
+    read.className = "state read";
+    read.textContent = m.read_count ? `既読 ${m.read_count}` : "未読";
+    li.append(read);
+  }
+  return li;
+}
+
+function pendingItem(p) {
+  const li = document.createElement("li");
+  li.className = "mine";
+  li.dataset.client = p.client_msg_id;
+  li.dataset.pending = "1";
+  const body = document.createElement("p");
+  body.className = "body";
+  body.textContent = p.body;
+  const st = document.createElement("p");
+  st.className = p.status === "refused" ? "state refused" : "state";
+  st.textContent = p.status === "refused" ? `送れませんでした：${p.refused_message}` : "送信中…";
+  li.append(body, st);
+  return li;
+}
+
+function renderMessages(messages, pending) {
+  const list = $("messages");
+  list.replaceChildren(...messages.map(messageItem), ...pending.map(pendingItem));
+  state.lastSeq = messages.length ? messages[messages.length - 1].seq : 0;
+  list.scrollTop = list.scrollHeight;
+}
+
+function addMessage(m) {
+  const list = $("messages");
+  if (list.querySelector(`li[data-id="${m.id}"]`)) return;
+  const waiting = m.client_msg_id && list.querySelector(`li[data-pending][data-client="${CSS.escape(m.client_msg_id)}"]`);
+  const item = messageItem(m);
+  if (waiting) waiting.replaceWith(item); else list.append(item);
+  state.lastSeq = Math.max(state.lastSeq, m.seq);
+  list.scrollTop = list.scrollHeight;
+  scheduleRead();
+}
+
+function showPending(p) {
+  const list = $("messages");
+  const item = pendingItem(p);
+  const old = list.querySelector(`li[data-client="${CSS.escape(p.client_msg_id)}"]`);
+  if (old) { if (old.dataset.pending) old.replaceWith(item); } else list.append(item);
+  if (p.status === "refused") alertText(`送れませんでした：${p.refused_message}`);
+}
+
+function scheduleRead() {
+  clearTimeout(state.readTimer);
+  state.readTimer = setTimeout(async () => {
+    if (!state.room || document.visibilityState !== "visible" || !state.lastSeq) return;
+    try { await api("POST", `/api/rooms/${state.room.id}/read`, { seq: state.lastSeq }); } catch (e) { /* next time */ }
+  }, 300);
+}
+document.addEventListener("visibilitychange", scheduleRead);
+
+async function refreshRoom() {
+  if (!state.room) return;
+  const data = await api("GET", `/api/rooms/${state.room.id}/messages?limit=100`);
+  renderMessages(data.messages, data.pending);
+}
+
+$("members-toggle").addEventListener("click", async () => {
+  const open = $("members-toggle").getAttribute("aria-expanded") === "true";
+  $("members-toggle").setAttribute("aria-expanded", String(!open));
+  $("members").hidden = open;
+  if (open || !state.room) return;
+  const data = await api("GET", `/api/rooms/${state.room.id}/members`);
+  $("members").replaceChildren(...data.members.map((m) => {
+    const li = document.createElement("li");
+    li.textContent = `${m.display_name}（${m.affiliation || "所属なし"}）${m.me ? "・あなた" : ""}`;
+    return li;
+  }));
+});
+
+$("post-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  alertText("");
+  const text = $("post-body").value;
+  if (!text.trim() || !state.room) return;
+  try {
+    const p = await api("POST", `/api/rooms/${state.room.id}/messages`, { body: text, client_msg_id: newId() });
+    $("post-body").value = "";
+    if (p.client_msg_id) showPending(p);
+  } catch (e) { alertText(e.message); }
+  $("post-body").focus();
+});
+$("post-body").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) $("post-form").requestSubmit();
+});
+
+// --- live events ----------------------------------------------------------------------------------
+
+function connect() {
+  if (state.ws) return;
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
+  state.ws = ws;
+  ws.onmessage = (ev) => onEvent(JSON.parse(ev.data)).catch(() => {});
+  ws.onopen = () => { state.wsRetry = 0; };
+  ws.onclose = (ev) => {
+    state.ws = null;
+    if (ev.code === 4001) { location.href = "/"; return; }     // session ended (removed, revoked)
+    const delay = Math.min(30000, 1000 * 2 ** state.wsRetry++);
+    setTimeout(async () => {
+      try { await enter(); if (state.room) await refreshRoom(); } catch (e) { if (e.status === 401) location.href = "/"; }
+    }, delay);
+  };
+}
+
+async function onEvent(e) {
+  const here = state.room && e.room_id === state.room.id;
+  switch (e.type) {
+    case "message.new":
+      if (state.room && e.message.room_id === state.room.id) addMessage(e.message); else await loadRooms();
+      break;
+    case "pending":
+      if (state.room && e.pending.room_id === state.room.id) showPending(e.pending);
+      break;
+    case "message.edit": case "message.delete": case "receipt":
+      if (here) await refreshRoom();
+      break;
+    case "room.update": case "room.remove": case "member.update":
+      if (state.me && state.me.status === "active") await loadRooms();
+      break;
+    case "account": case "resync":
+      await enter();
+      break;
+    default:
+      break;
+  }
+}
+
+// --- start ----------------------------------------------------------------------------------------
+
+(async () => {
+  const token = location.pathname === "/enrol" ? location.hash.slice(1) : "";
+  if (location.pathname === "/enrol" && token) { await startEnrol(token); return; }
+  try { await enter(); } catch (e) { startLogin(); }
+})();
