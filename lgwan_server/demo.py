@@ -118,6 +118,11 @@ async def _rooms_and_history(k: Kernel, org_id: int) -> None:
     disaster = await k.rooms.create_room(admin_actor, kind="project", name="災害対策本部連絡",
                                          topic="災害時の情報共有", member_ids=list(ids.values()),
                                          crossing_policy="staff_mobile")
+    clinics = await k.rooms.create_room(admin_actor, kind="project", name="医療機関との連絡",
+                                        topic="接種会場と医療機関の連絡（ゲスト参加可）", member_ids=[ids["tanaka"]],
+                                        crossing_policy="guests")
+    await k.messages.post(people["tanaka"][0], people["tanaka"][1], clinics.id,
+                          NewMessage(body="来週の接種枠について、各医療機関の状況を教えてください。"))
     for login, text in HISTORY:
         actor, staff = people[login]
         await k.messages.post(actor, staff, project.id, NewMessage(body=text))

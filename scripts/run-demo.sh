@@ -10,6 +10,17 @@ DEMO="$PWD/var/demo"
 mkdir -p "$DEMO"
 LGWAN_PORT="${KAKEHASHI_LGWAN_PORT:-8440}"
 RELAY_PORT="${KAKEHASHI_RELAY_PORT:-8450}"
+QUEUE_PORT="${KAKEHASHI_QUEUE_PORT:-8451}"
+
+# Each tier's Ed25519 key, exchanged the way admins do it: compare fingerprints, then install.
+if [ ! -f "$DEMO/keys-relay/peers.json" ]; then
+  kakehashi-keys generate --keys "$DEMO/keys-lgwan" --force >/dev/null
+  kakehashi-keys generate --keys "$DEMO/keys-relay" --force >/dev/null
+  fp() { python -c 'import sys; from pathlib import Path; from shared.signing import fingerprint, load_signer; print(fingerprint(load_signer(Path(sys.argv[1])).public_key))' "$1"; }
+  kakehashi-keys install-peer --keys "$DEMO/keys-relay" --public-key "$DEMO/keys-lgwan/signing.pub" --fingerprint "$(fp "$DEMO/keys-lgwan")"
+  kakehashi-keys install-peer --keys "$DEMO/keys-lgwan" --public-key "$DEMO/keys-relay/signing.pub" --fingerprint "$(fp "$DEMO/keys-relay")"
+fi
+
 cat > "$DEMO/lgwan.toml" <<TOML
 [server]
 host = "127.0.0.1"
@@ -18,13 +29,25 @@ port = $LGWAN_PORT
 data_dir = "lgwan"
 [logging]
 format = "text"
+[bridge]
+# The LGWAN server dials out to the relay's queue port; the relay never connects in.
+enabled = true
+relay_url = "ws://127.0.0.1:$QUEUE_PORT/queue"
+relay_public_url = "http://127.0.0.1:$RELAY_PORT"
+keys_dir = "keys-lgwan"
 TOML
 cat > "$DEMO/relay.toml" <<TOML
 [web]
 host = "127.0.0.1"
 port = $RELAY_PORT
+[queue]
+host = "127.0.0.1"
+port = $QUEUE_PORT
+keys_dir = "keys-relay"
 [storage]
 data_dir = "relay"
+[guests]
+organisation_name = "架橋市"
 [logging]
 format = "text"
 TOML
@@ -52,11 +75,12 @@ for port in sys.argv[1:]:
 PY
 cat <<MSG
 
-  架橋 Kakehashi is running (demo data: 架橋市).
-    LGWAN server (staff):   http://127.0.0.1:$LGWAN_PORT/      API: /api/openapi.yaml
-    Internet relay:         http://127.0.0.1:$RELAY_PORT/healthz
-    Sanitizer:              python -m sanitizer INPUT -o OUTPUT --report REPORT.json
+  架け橋 Kakehashi is running (demo data: 架橋市).
+    LGWAN server (staff):     http://127.0.0.1:$LGWAN_PORT/        API: /api/openapi.yaml
+    Internet relay (guests):  http://127.0.0.1:$RELAY_PORT/         queue port $QUEUE_PORT (LGWAN dials out to it)
+    Sanitizer:                python -m sanitizer INPUT -o OUTPUT --report REPORT.json
   Demo logins (password: kakehashi-demo-2026): sato, suzuki, tanaka, takahashi, admin (TOTP on first login)
+  Rooms that cross to the relay: 災害対策本部連絡 (staff phones), 医療機関との連絡 (guests).
   Ctrl-C to stop.
 
 MSG

@@ -10,6 +10,7 @@ staff API**; the conversation itself then runs in the staff UI in a second brows
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 from pathlib import Path
@@ -59,6 +60,13 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_invitation_flow_in_the_browser(tmp_path: Path) -> None:
+    # Own thread: another module's session-scoped Playwright (sync API) keeps an event loop on the main
+    # thread, where neither asyncio.run() nor a second sync_playwright() may start.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_invitation_flow, tmp_path).result()
+
+
+def _invitation_flow(tmp_path: Path) -> None:
     tiers = asyncio.run(start_two_tiers(tmp_path))
     expect = playwright_sync.expect
     room = tiers.seed.rooms["guests-room"]
