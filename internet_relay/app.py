@@ -30,6 +30,7 @@ from .storage import accounts as account_store
 from .storage import audit as audit_store
 from .storage import link as link_store
 from .storage import mirror as mirror_store
+from .storage import safety as safety_store
 from .storage.database import Database, apply_migrations
 from .web import queue as queue_routes
 from .web import setup_routes
@@ -67,14 +68,17 @@ async def purge_once(relay: Relay) -> dict[str, int]:
     cfg, now = relay.cfg, utcnow()
     async with relay.db.transaction("purge") as conn:
         messages = await mirror_store.purge_messages(conn, to_iso(now - timedelta(seconds=cfg.retention.messages)))
+        # 安否確認 answers are personal data like text: same window (what LGWAN is owed stays in the outbox).
+        checks = await safety_store.purge_before(conn, to_iso(now - timedelta(seconds=cfg.retention.messages)))
         audit = await audit_store.prune(conn, to_iso(now - timedelta(seconds=cfg.retention.audit)))
         await link_store.prune(conn, to_iso(now - timedelta(seconds=cfg.queue.keep_acked)))
         await account_store.delete_expired_sessions(
             conn, to_iso(now - timedelta(seconds=cfg.auth.session_idle_timeout)),
             to_iso(now - timedelta(seconds=cfg.auth.session_absolute_timeout)))
-        if messages or audit:
-            await relay.audit.record(conn, "retention.purge", detail={"messages": messages, "audit": audit})
-    return {"messages": messages, "audit": audit}
+        if messages or audit or checks:
+            await relay.audit.record(conn, "retention.purge", detail={"messages": messages, "audit": audit,
+                                                                      "safety_checks": checks})
+    return {"messages": messages, "audit": audit, "safety_checks": checks}
 
 
 async def _purge_loop(relay: Relay) -> None:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.authconfig import AuthConfig, read_auth
 from shared.config import ConfigError, Section, apply_env_overrides, load_toml
 
 ENV_PREFIX = "KAKEHASHI_RELAY"
-SECTIONS = ("web", "queue", "storage", "retention", "auth", "limits", "guests", "logging")
+SECTIONS = ("web", "queue", "storage", "retention", "auth", "limits", "guests", "logging", "sanitizer")
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,6 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
-class AuthConfig:
-    session_idle_timeout: float = 30 * 60
-    session_absolute_timeout: float = 12 * 3600
-    lockout_threshold: int = 5
-    lockout_duration: float = 15 * 60
-    password_min_length: int = 12
-    argon2_time_cost: int = 3
-    argon2_memory_cost_kib: int = 64 * 1024
-    argon2_parallelism: int = 2
-    totp_issuer: str = "Kakehashi"
-    login_attempts_per_minute_per_ip: int = 30
-
-
-@dataclass(frozen=True)
 class LimitsConfig:
     post_burst: int = 30
     post_refill_per_second: float = 3.0
@@ -75,6 +62,16 @@ class LimitsConfig:
 class GuestsConfig:
     organisation_name: str = ""
     privacy_notice_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class SanitizerConfig:
+    """Guest and staff-phone file uploads (issue 3, item 9): every file goes through the sanitizer service."""
+
+    socket: Path | None = None          # the sanitizer service's Unix socket; None = uploads are off
+    timeout: float = 180.0              # give up on one file after this long (nothing crosses)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    uploads_per_hour: int = 30          # per account
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,7 @@ class RelayConfig:
     guests: GuestsConfig
     log_level: str
     log_format: str
+    sanitizer: SanitizerConfig = SanitizerConfig()
 
     @property
     def db_path(self) -> Path:
@@ -140,21 +138,7 @@ def load_config(path: Path) -> RelayConfig:
                                 purge_interval=r.duration("purge_interval", "10m"))
     r.finish()
 
-    a = Section(data, "auth")
-    auth = AuthConfig(
-        session_idle_timeout=a.duration("session_idle_timeout", "30m"),
-        session_absolute_timeout=a.duration("session_absolute_timeout", "12h"),
-        lockout_threshold=a.get("lockout_threshold", 5, int),
-        lockout_duration=a.duration("lockout_duration", "15m"),
-        password_min_length=a.get("password_min_length", 12, int),
-        argon2_time_cost=a.get("argon2_time_cost", 3, int),
-        argon2_memory_cost_kib=a.get("argon2_memory_cost_kib", 64 * 1024, int),
-        argon2_parallelism=a.get("argon2_parallelism", 2, int),
-        totp_issuer=a.get("totp_issuer", "Kakehashi", str),
-        login_attempts_per_minute_per_ip=a.get("login_attempts_per_minute_per_ip", 30, int))
-    a.finish()
-    if auth.password_min_length < 8:
-        raise ConfigError("auth.password_min_length must be at least 8")
+    auth = read_auth(data)
 
     lim = Section(data, "limits")
     limits = LimitsConfig(post_burst=lim.get("post_burst", 30, int),
@@ -172,4 +156,20 @@ def load_config(path: Path) -> RelayConfig:
     level, fmt = lg.get("level", "INFO", str), lg.get("format", "json", str)
     lg.finish()
     return RelayConfig(web=web, queue=queue, storage_dir=storage_dir, retention=retention, auth=auth, limits=limits,
-                       guests=guests, log_level=level, log_format=fmt)
+                       guests=guests, log_level=level, log_format=fmt,
+                       sanitizer=_sanitizer_config(data, base))
+
+
+def _sanitizer_config(data: dict[str, Any], base: Path) -> SanitizerConfig:
+    """[sanitizer]: where uploads are rebuilt before anything may cross (issue 3, item 9)."""
+    sz = Section(data, "sanitizer")
+    cfg = SanitizerConfig(socket=_opt_path(sz.get("socket", "", str), base),
+                          timeout=sz.duration("timeout", "3m"),
+                          max_upload_bytes=sz.size("max_upload_bytes", "20MiB"),
+                          uploads_per_hour=sz.get("uploads_per_hour", 30, int))
+    sz.finish()
+    if not 0 < cfg.max_upload_bytes <= 50 * 1024 * 1024:
+        raise ConfigError("sanitizer.max_upload_bytes must be between 1 byte and 50MiB (the sanitizer's limit)")
+    if cfg.uploads_per_hour < 1 or cfg.timeout < 1:
+        raise ConfigError("sanitizer.uploads_per_hour must be ≥ 1 and sanitizer.timeout ≥ 1s")
+    return cfg

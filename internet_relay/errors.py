@@ -6,7 +6,7 @@ Guests may not read Japanese fluently: short sentences, common words, kana for h
 
 from __future__ import annotations
 
-from typing import Any
+from shared import apperror
 
 CATALOGUE: dict[str, tuple[int, str, str]] = {
     "invalid_request": (400, "入力に まちがいが あります。", "The request is not valid."),
@@ -53,21 +53,7 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
 }
 
 
-class AppError(Exception):
-    def __init__(self, code: str, **detail: Any) -> None:
-        if code not in CATALOGUE:
-            raise ValueError(f"unknown error code {code!r}")
-        super().__init__(code)
-        self.code = code
-        self.detail = detail
+class AppError(apperror.AppError):
+    """A failure with a stable code of ``CATALOGUE`` (the relay's; see ``shared.apperror``)."""
 
-    @property
-    def status(self) -> int:
-        return CATALOGUE[self.code][0]
-
-    def to_json(self) -> dict[str, Any]:
-        status, ja, en = CATALOGUE[self.code]
-        body: dict[str, Any] = {"code": self.code, "message": ja, "message_en": en}
-        if self.detail:
-            body["detail"] = self.detail
-        return {"error": body}
+    CATALOGUE = CATALOGUE

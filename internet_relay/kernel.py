@@ -13,6 +13,8 @@ from .services.audit import AuditService
 from .services.chat import ChatService
 from .services.link import LinkService
 from .services.outbox import Outbox
+from .services.safety import SafetyService
+from .services.uploads import UploadService
 from .storage.database import Database
 
 
@@ -25,7 +27,9 @@ class Relay:
     outbox: Outbox
     accounts: AccountService
     chat: ChatService
+    safety: SafetyService
     link: LinkService
+    uploads: UploadService      # guest and phone files, through the sanitizer (issue 3)
 
     @classmethod
     def build(cls, cfg: RelayConfig, db: Database, hub: Hub, signer: Signer, keyring: KeyRing) -> Relay:
@@ -33,5 +37,7 @@ class Relay:
         outbox = Outbox(db)
         accounts = AccountService(db, cfg, audit, outbox, hub)
         chat = ChatService(db, cfg, audit, outbox, hub)
-        link = LinkService(db, cfg, audit, outbox, accounts, chat, hub, signer, keyring)
-        return cls(cfg, db, hub, audit, outbox, accounts, chat, link)
+        safety = SafetyService(db, audit, outbox, hub)
+        link = LinkService(db, cfg, audit, outbox, accounts, chat, hub, signer, keyring, safety)
+        return cls(cfg, db, hub, audit, outbox, accounts, chat, safety, link,
+                   UploadService(db, cfg, audit, outbox, hub, chat))

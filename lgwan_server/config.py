@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import limits
+from shared.authconfig import AuthConfig, read_auth
 from shared.config import ConfigError, Section, apply_env_overrides, load_toml
 
 ENV_PREFIX = "KAKEHASHI_LGWAN"
@@ -41,20 +42,6 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
-class AuthConfig:
-    session_idle_timeout: float = 30 * 60
-    session_absolute_timeout: float = 12 * 3600
-    lockout_threshold: int = 5
-    lockout_duration: float = 15 * 60
-    password_min_length: int = 12
-    argon2_time_cost: int = 3
-    argon2_memory_cost_kib: int = 64 * 1024
-    argon2_parallelism: int = 2
-    totp_issuer: str = "Kakehashi"
-    login_attempts_per_minute_per_ip: int = 30
-
-
-@dataclass(frozen=True)
 class LimitsConfig:
     max_upload_bytes: int = limits.MAX_UPLOAD_BYTES
     max_json_body_bytes: int = limits.MAX_JSON_BODY_BYTES
@@ -81,6 +68,12 @@ class BridgeConfig:
     guest_account_ttl: float = 90 * 86400.0
     mobile_enrol_ttl: float = 7 * 86400.0
     guest_device_approval: bool = False
+    # Files from guests and phones (issue 3): the sanitizer's public key(s) in <dir>/peers.json
+    # (kakehashi-keys install-peer). None = every file from the relay is refused.
+    sanitizer_keys_dir: Path | None = None
+    # Re-check files through a sanitizer service (python -m sanitizer serve) on this socket instead of
+    # a confined worker pool started by the server itself.
+    sanitizer_socket: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -140,22 +133,7 @@ def load_config(path: Path) -> LgwanConfig:
     storage = StorageConfig(data_dir=(base / st.get("data_dir", "var/lgwan", str)).resolve())
     st.finish()
 
-    a = Section(data, "auth")
-    auth = AuthConfig(
-        session_idle_timeout=a.duration("session_idle_timeout", "30m"),
-        session_absolute_timeout=a.duration("session_absolute_timeout", "12h"),
-        lockout_threshold=a.get("lockout_threshold", 5, int),
-        lockout_duration=a.duration("lockout_duration", "15m"),
-        password_min_length=a.get("password_min_length", 12, int),
-        argon2_time_cost=a.get("argon2_time_cost", 3, int),
-        argon2_memory_cost_kib=a.get("argon2_memory_cost_kib", 64 * 1024, int),
-        argon2_parallelism=a.get("argon2_parallelism", 2, int),
-        totp_issuer=a.get("totp_issuer", "Kakehashi", str),
-        login_attempts_per_minute_per_ip=a.get("login_attempts_per_minute_per_ip", 30, int),
-    )
-    a.finish()
-    if auth.password_min_length < 8:
-        raise ConfigError("auth.password_min_length must be at least 8")
+    auth = read_auth(data)
 
     lim = Section(data, "limits")
     lim_cfg = LimitsConfig(
@@ -197,6 +175,8 @@ def _bridge_config(data: dict[str, Any], base: Path) -> BridgeConfig:
         guest_account_ttl=b.duration("guest_account_ttl", "90d"),
         mobile_enrol_ttl=b.duration("mobile_enrol_ttl", "7d"),
         guest_device_approval=b.get("guest_device_approval", False, bool),
+        sanitizer_keys_dir=_opt_path(b.get("sanitizer_keys_dir", "", str), base),
+        sanitizer_socket=_opt_path(b.get("sanitizer_socket", "", str), base),
     )
     b.finish()
     if cfg.enabled:

@@ -7,7 +7,7 @@ never rename one, add a new one.
 
 from __future__ import annotations
 
-from typing import Any
+from shared import apperror
 
 # code: (http status, 日本語, English)
 CATALOGUE: dict[str, tuple[int, str, str]] = {
@@ -87,23 +87,7 @@ CATALOGUE: dict[str, tuple[int, str, str]] = {
 }
 
 
-class AppError(Exception):
-    """A failure with a stable code. ``detail`` carries machine-readable context (never secrets)."""
+class AppError(apperror.AppError):
+    """A failure with a stable code of ``CATALOGUE``. ``detail`` carries machine-readable context (never secrets)."""
 
-    def __init__(self, code: str, **detail: Any) -> None:
-        if code not in CATALOGUE:
-            raise ValueError(f"unknown error code {code!r}")
-        super().__init__(code)
-        self.code = code
-        self.detail = detail
-
-    @property
-    def status(self) -> int:
-        return CATALOGUE[self.code][0]
-
-    def to_json(self) -> dict[str, Any]:
-        status, ja, en = CATALOGUE[self.code]
-        body: dict[str, Any] = {"code": self.code, "message": ja, "message_en": en}
-        if self.detail:
-            body["detail"] = self.detail
-        return {"error": body}
+    CATALOGUE = CATALOGUE

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import secrets
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from shared import webedge
+from shared.webedge import error_response as error_response
+
 from .appkeys import client_ip_key, config_key, current_auth_key, kernel_key
 from .errors import AppError
-
-log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "kk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -27,72 +26,21 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 _HTTP_CODES = {400: "invalid_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
                405: "invalid_request", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
-
-def error_response(error: AppError) -> web.Response:
-    return web.json_response(error.to_json(), status=error.status, dumps=_dumps)
-
-
-def _dumps(value: object) -> str:
-    import json
-    text = json.dumps(value, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A detail echoed a lone surrogate (e.g. a multipart field name decoded with surrogateescape):
-        # \u escapes keep the JSON valid instead of failing the error response itself.
-        text = json.dumps(value)
-    return text
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message", "message_en"}}``; never a stack trace."""
-    try:
-        return await handler(request)
-    except AppError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "internal_error" if exc.status >= 500 else "invalid_request")
-        response = error_response(AppError(code))
-        response.set_status(exc.status)
-        return response
-    except ConnectionResetError:
-        # The client went away mid-request (closed tab, killed process): nothing to answer, not our fault.
-        log.info("client disconnected", extra={"path": request.path, "method": request.method})
-        raise
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        return error_response(AppError("internal_error"))
+# Every failure becomes ``{"error": {"code", "message", "message_en"}}``; never a stack trace.
+error_middleware = webedge.error_middleware(AppError, _HTTP_CODES)
 
 
 def _client_ip(request: web.Request) -> str:
-    remote = request.remote or ""
-    proxies = request.app[config_key].server.trusted_proxies
-    if proxies and remote in proxies:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            candidate = forwarded.split(",")[-1].strip()
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                pass
-    return remote
+    return webedge.client_ip(request, request.app[config_key].server.trusted_proxies)
 
 
 def allowed_origins(request: web.Request) -> set[str]:
-    origins = {f"{request.scheme}://{request.host}"}
-    public = request.app[config_key].server.public_origin
-    if public:
-        origins.add(public)
-    return origins
+    return webedge.allowed_origins(request, request.app[config_key].server.public_origin)
 
 
 def check_origin(request: web.Request) -> None:
     """Browsers send Origin on cross-site POSTs and on every WebSocket handshake."""
-    origin = request.headers.get("Origin")
-    if origin is not None and origin not in allowed_origins(request):
+    if not webedge.origin_allowed(request, request.app[config_key].server.public_origin):
         raise AppError("origin_mismatch")
 
 
@@ -121,15 +69,4 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: applies to every response, static files and WebSocket upgrades included."""
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if request.path.startswith("/api/"):
-        headers.setdefault("Cache-Control", "no-store")
-    if request.secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    webedge.set_security_headers(request, response, csp=CSP, no_store=request.path.startswith("/api/"))

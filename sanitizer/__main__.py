@@ -4,6 +4,9 @@ Exit status: 0 rebuilt (OUTPUT written), 3 refused (no OUTPUT written; the repor
 why), 2 usage (bad arguments, unreadable INPUT, unwritable OUTPUT or REPORT). Output and
 report are written to a temporary file in the same directory and renamed into place,
 so a reader never sees a partial file.
+
+``python -m sanitizer serve --socket PATH --keys DIR`` runs the signing service instead
+(``sanitizer/service.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        # The long-running service (issue 3, item 9); imported here so the one-shot CLI stays small.
+        from sanitizer.service import main as serve_main
+
+        return serve_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {}

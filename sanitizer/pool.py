@@ -410,6 +410,36 @@ class SanitizerPool:
         )  # fmt: skip
         return Result(report=report, data=outcome.output if outcome.code is Code.OK else None)
 
+    async def verify(self, data: bytes, kind: str, *, limits: Limits | None = None) -> tuple[Code, str]:
+        """Re-check an already rebuilt file in a fresh confined child (``verify.py``), nothing else.
+
+        This is what the receiving side runs on a file it got from elsewhere (issue 3, item 9): the
+        libmagic type must be ``kind`` (text kinds are decoded instead) and the deny-list
+        structure check must find nothing. The caller's process never parses the bytes.
+
+        Returns:
+            ``(Code.OK, "")`` or ``(refusal code, fixed detail phrase)``; never raises for the file.
+        """
+        limits = limits or self.limits
+        if kind not in _KINDS:
+            return Code.UNSUPPORTED_TYPE, "unknown kind"
+        if not data:
+            return Code.EMPTY_FILE, ""
+        if len(data) > limits.max_output_bytes:
+            return Code.TOO_LARGE, "over max_output_bytes"
+        async with self._slots:
+            input_fd = sealed_memfd(data)
+            try:
+                checked, output_fd = await self._run("verify", input_fd, len(data), limits, kind=kind)
+                os.close(output_fd)
+            finally:
+                os.close(input_fd)
+        if checked.code is not Code.OK:
+            return checked.code, "verify: " + checked.detail
+        if checked.size:
+            return Code.WORKER_PROTOCOL, "verify: output on a verification"
+        return Code.OK, ""
+
     async def _rebuild_and_verify(self, data: bytes, name: str, limits: Limits) -> _Outcome:
         input_fd = sealed_memfd(data)
         try:

@@ -39,7 +39,26 @@ relay.post          relay→LGWAN  text posted by a guest or a staff phone
 receipt.relay       relay→LGWAN  a guest's or phone's read cursor moved
 account.enrolled    relay→LGWAN  password and TOTP set (and, for guests, 利用目的 acknowledged)
 device.request      relay→LGWAN  a login from an unregistered device waits for approval
+safety.request      LGWAN→relay  a 安否確認 for the phone-registered targets listed (issue 6)
+safety.remind       LGWAN→relay  a reminder to the listed phone-registered targets
+safety.close        LGWAN→relay  the check is closed: phones stop answering
+safety.start        relay→LGWAN  a 安否確認 started on the relay (LGWAN down), with its targets
+safety.answer       relay→LGWAN  a phone's answer (the latest answer of a person counts)
+file.sanitized      relay→LGWAN  a guest's or phone's file, rebuilt and signed by the sanitizer (issue 3)
+file.chunk          relay→LGWAN  the rebuilt bytes of a file.sanitized, in order
 ==================  ===========  ==========================================================
+
+Files (issue 3, item 9): only the sanitizer's *rebuilt* bytes cross, never the upload. ``file.sanitized``
+carries the sanitizer's verdict (signed with the sanitizer's own key, not the relay's; see
+``shared/verdict.py``) and its report; ``file.chunk`` envelopes with the same ``job_id`` follow in order
+with the bytes. LGWAN stages them, checks the verdict, the SHA-256, the type and the structure, and
+only then posts the file. A refusal goes back as ``post.refused`` with the upload's ``origin_id``.
+
+安否確認 (issue 6): ``safety.request`` lists *only* the targets registered for phone use (never the
+whole audience, never anybody's answer, never a room); a list longer than ``MAX_SAFETY_MEMBERS``
+goes in several envelopes of the same check. ``safety.start`` is the relay's own check, started by
+a phone account whose LGWAN role lets it (``account.upsert`` ``safety_manager``); LGWAN creates it
+once, keyed on its ``origin_id``. ``safety.answer`` carries its own ``origin_id`` and applies once.
 """
 
 from __future__ import annotations
@@ -54,11 +73,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from .limits import MAX_DISPLAY_NAME_CHARS, MAX_ENVELOPE_BYTES, MAX_MESSAGE_CHARS, MAX_ROOM_NAME_CHARS
+from .limits import (
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_ENVELOPE_BYTES,
+    MAX_FILENAME_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_ROOM_NAME_CHARS,
+)
 from .mynumber import contains_my_number
 from .signing import KeyRing, SignatureError, Signer, canonical_json
 from .textsafe import clean_text
 from .timeutil import parse_iso, to_iso, utcnow
+from .verdict import CHUNK_TOKEN_CHARS, MAX_REPORT_TOKEN_CHARS, OUTPUT_TYPES, SIGNATURE_TOKEN_CHARS
 
 VERSION = 1
 PURPOSE = "kakehashi/queue/v1"
@@ -97,8 +123,8 @@ def ident() -> Any:
     return field(metadata={"min": 1, "max": 2**53 - 1})
 
 
-def count() -> Any:
-    return field(metadata={"min": 0, "max": 2**53 - 1})
+def count(maximum: int = 2**53 - 1) -> Any:
+    return field(metadata={"min": 0, "max": maximum})
 
 
 def choice(*values: str) -> Any:
@@ -118,11 +144,25 @@ def digest() -> Any:
     return field(metadata={"sha256": True})
 
 
-def flag() -> Any:
-    return field(metadata={})
+def flag(default: bool | None = None) -> Any:
+    # A default only lets the sender omit it when building the object; on the wire it is required.
+    if default is None:
+        return field(metadata={})
+    return field(default=default, metadata={})
+
+
+def staff_member() -> Any:
+    """A staff member as the relay names them: ``s:<id>`` (never a guest)."""
+    return field(metadata={"pattern": _STAFF_MEMBER})
+
+
+def items(item: Any, *, max_items: int, min_items: int = 1) -> Any:
+    """A JSON array of distinct strings, each checked like ``item`` (a field such as ``choice(...)``)."""
+    return field(metadata={"item": dict(item.metadata), "max_items": max_items, "min_items": min_items})
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_:.-]+$")
+_STAFF_MEMBER = re.compile(r"^s:[1-9][0-9]{0,14}$")
 
 
 @dataclass(frozen=True)
@@ -133,7 +173,11 @@ class Payload:
     DIRECTION: ClassVar[str] = ""   # the sending tier
 
     def to_wire(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        wire = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            wire[f.name] = list(value) if isinstance(value, tuple) else value
+        return wire
 
     @classmethod
     def from_wire(cls, data: Any) -> Payload:
@@ -147,7 +191,12 @@ class Payload:
         hints = _hints(cls)
         for name, f in fields.items():
             _check_value(name, hints[name], f.metadata, data[name])
-        return cls(**data)
+        payload = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        payload.check()
+        return payload
+
+    def check(self) -> None:
+        """Rules across fields (after each field passed its own); raise EnvelopeError('bad_payload')."""
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -181,6 +230,17 @@ def _check_value(name: str, hint: Any, meta: typing.Mapping[str, Any], value: An
         if not isinstance(value, str):
             raise EnvelopeError("bad_payload", f"{name}: expected string")
         _check_str(name, meta, value)
+    elif typing.get_origin(base) is tuple:
+        if not isinstance(value, list):
+            raise EnvelopeError("bad_payload", f"{name}: expected array")
+        if not meta["min_items"] <= len(value) <= meta["max_items"]:
+            raise EnvelopeError("bad_payload", f"{name}: wrong number of items")
+        for item in value:
+            if not isinstance(item, str):
+                raise EnvelopeError("bad_payload", f"{name}: expected strings")
+            _check_str(name, meta["item"], item)
+        if len(set(value)) != len(value):
+            raise EnvelopeError("bad_payload", f"{name}: repeated item")
     else:
         raise EnvelopeError("bad_payload", f"{name}: unsupported type")
 
@@ -192,6 +252,9 @@ def _check_str(name: str, meta: typing.Mapping[str, Any], value: str) -> None:
     elif meta.get("timestamp"):
         if not _TS.match(value):
             raise EnvelopeError("bad_payload", f"{name}: not a UTC timestamp")
+    elif "pattern" in meta:
+        if not meta["pattern"].match(value):
+            raise EnvelopeError("bad_payload", f"{name}: bad member")
     elif "token" in meta:
         if not 1 <= len(value) <= meta["token"] or not _TOKEN.match(value):
             raise EnvelopeError("bad_payload", f"{name}: bad token")
@@ -334,6 +397,9 @@ class AccountUpsert(Payload):
     enrol_expires_at: str | None = timestamp()
     expires_at: str | None = timestamp()
     device_approval: bool = flag()    # a login from an unregistered device waits for an admin
+    # Staff phones only: the LGWAN role (org_admin or safety_manager) lets this person start a
+    # 安否確認 on the relay while LGWAN is unreachable (issue 6). LGWAN re-checks it at hand-over.
+    safety_manager: bool = flag(False)
 
 
 @dataclass(frozen=True)
@@ -413,11 +479,159 @@ class DeviceRequest(Payload):
     requested_at: str = timestamp()
 
 
+# --- 安否確認 (issue 6) ------------------------------------------------------------------------------
+
+SAFETY_CONDITIONS = ("safe", "minor", "serious", "need_help")     # 無事 / 軽傷 / 重傷 / 要支援
+SAFETY_ATTEND = ("yes", "no", "unknown")                          # 参集可否
+SAFETY_QUESTIONS = ("condition", "attend", "eta", "location", "note")
+MAX_SAFETY_MEMBERS = 2_000        # targets per envelope; a larger list goes in several envelopes
+MAX_SAFETY_TITLE_CHARS = 200
+MAX_SAFETY_MESSAGE_CHARS = 2_000
+MAX_SAFETY_LOCATION_CHARS = 200
+MAX_SAFETY_NOTE_CHARS = 1_000
+MAX_SAFETY_ETA_MINUTES = 7 * 24 * 60
+
+
+def _questions() -> Any:
+    return items(choice(*SAFETY_QUESTIONS), max_items=len(SAFETY_QUESTIONS))
+
+
+def _targets() -> Any:
+    return items(staff_member(), max_items=MAX_SAFETY_MEMBERS)
+
+
+class _AskedQuestions:
+    questions: tuple[str, ...]
+
+    def check(self) -> None:
+        if "condition" not in self.questions:
+            raise EnvelopeError("bad_payload", "questions: condition is always asked")
+
+
+@dataclass(frozen=True)
+class SafetyRequest(_AskedQuestions, Payload):
+    """A 安否確認 for the phone-registered targets in ``members`` (all others answer on LGWAN)."""
+
+    KIND: ClassVar[str] = "safety.request"
+    DIRECTION: ClassVar[str] = LGWAN
+    check_id: int = ident()                   # LGWAN's id
+    origin_id: str | None = token()           # the relay's id when the relay started this check
+    title: str = text(MAX_SAFETY_TITLE_CHARS)
+    message: str = text(MAX_SAFETY_MESSAGE_CHARS, multiline=True, empty=True)
+    questions: tuple[str, ...] = _questions()
+    started_at: str = timestamp()
+    members: tuple[str, ...] = _targets()
+
+
+@dataclass(frozen=True)
+class SafetyRemind(Payload):
+    """Remind the listed phone-registered targets (those who have not answered on LGWAN)."""
+
+    KIND: ClassVar[str] = "safety.remind"
+    DIRECTION: ClassVar[str] = LGWAN
+    check_id: int = ident()
+    origin_id: str | None = token()
+    members: tuple[str, ...] = _targets()
+
+
+@dataclass(frozen=True)
+class SafetyClose(Payload):
+    KIND: ClassVar[str] = "safety.close"
+    DIRECTION: ClassVar[str] = LGWAN
+    check_id: int = ident()
+    origin_id: str | None = token()
+    closed_at: str = timestamp()
+
+
+@dataclass(frozen=True)
+class SafetyStart(_AskedQuestions, Payload):
+    """A 安否確認 started on the relay by ``started_by`` while LGWAN was unreachable.
+
+    LGWAN creates it once (``safety_checks.origin_id``), re-checking that the starter may start
+    one and that every target is active staff registered for phone use.
+    """
+
+    KIND: ClassVar[str] = "safety.start"
+    DIRECTION: ClassVar[str] = RELAY
+    origin_id: str = token()
+    started_by: str = staff_member()
+    title: str = text(MAX_SAFETY_TITLE_CHARS)
+    message: str = text(MAX_SAFETY_MESSAGE_CHARS, multiline=True, empty=True)
+    questions: tuple[str, ...] = _questions()
+    started_at: str = timestamp()
+    members: tuple[str, ...] = _targets()
+
+
+@dataclass(frozen=True)
+class SafetyAnswer(Payload):
+    """One phone answer: to LGWAN's check ``check_id`` or to the relay's own ``check_origin_id``."""
+
+    KIND: ClassVar[str] = "safety.answer"
+    DIRECTION: ClassVar[str] = RELAY
+    origin_id: str = token()                  # this answer's id: applied once on LGWAN
+    check_id: int | None = ident()
+    check_origin_id: str | None = token()
+    member: str = staff_member()
+    condition: str = choice(*SAFETY_CONDITIONS)
+    attend: str = choice(*SAFETY_ATTEND)
+    eta_minutes: int | None = count(MAX_SAFETY_ETA_MINUTES)
+    location: str = text(MAX_SAFETY_LOCATION_CHARS, empty=True)
+    note: str = text(MAX_SAFETY_NOTE_CHARS, multiline=True, empty=True)
+    answered_at: str = timestamp()
+
+    def check(self) -> None:
+        if (self.check_id is None) == (self.check_origin_id is None):
+            raise EnvelopeError("bad_payload", "exactly one of check_id and check_origin_id")
+
+
+# --- files (issue 3, item 9) -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileSanitized(Payload):
+    """A file a guest or phone uploaded, as the sanitizer rebuilt it; ``chunks`` file.chunk envelopes follow.
+
+    The ``signed_at`` … ``report_sha256`` fields are the sanitizer's verdict, signed by the sanitizer's
+    key (``sanitizer_key_id``, ``sanitizer_sig``); the relay can forward it but not make one.
+    """
+
+    KIND: ClassVar[str] = "file.sanitized"
+    DIRECTION: ClassVar[str] = RELAY
+    origin_id: str = token()          # the upload's id on the relay: LGWAN's idempotency key
+    room_id: int = ident()
+    author: str = token()             # "g:<guest id>" or "s:<staff id>"
+    posted_at: str = timestamp()
+    thread_root_id: int | None = ident()
+    job_id: str = token(32)           # the sanitizer's id for this verdict (32 hex); a verdict is used once
+    signed_at: str = timestamp()
+    input_sha256: str = digest()      # of the upload, which never crosses
+    input_bytes: int = ident()
+    output_sha256: str = digest()     # of the rebuilt bytes that follow
+    output_bytes: int = ident()
+    output_type: str = choice(*OUTPUT_TYPES)
+    output_name: str = text(MAX_FILENAME_BYTES)
+    report: str = token(MAX_REPORT_TOKEN_CHARS)        # base64url of the report's canonical JSON
+    report_sha256: str = digest()
+    sanitizer_key_id: str = token(16)
+    sanitizer_sig: str = token(SIGNATURE_TOKEN_CHARS)  # base64url Ed25519 signature
+    chunks: int = ident()
+
+
+@dataclass(frozen=True)
+class FileChunk(Payload):
+    """Part ``index`` (from 0) of the rebuilt bytes of the file.sanitized with this ``job_id``."""
+
+    KIND: ClassVar[str] = "file.chunk"
+    DIRECTION: ClassVar[str] = RELAY
+    job_id: str = token(32)
+    index: int = count()
+    data: str = token(CHUNK_TOKEN_CHARS)                # base64url, at most CHUNK_BYTES raw bytes
+
 KINDS: dict[str, type[Payload]] = {
     cls.KIND: cls
     for cls in (RoomUpsert, RoomRemove, MemberUpsert, MemberRemove, MessageNew, MessageEdit, MessageDelete,
-                ReceiptOut, AccountUpsert, AccountRemove, DeviceDecision, PostRefused,
-                RelayPost, ReceiptIn, AccountEnrolled, DeviceRequest)
+                ReceiptOut, AccountUpsert, AccountRemove, DeviceDecision, PostRefused, SafetyRequest, SafetyRemind,
+                SafetyClose, RelayPost, ReceiptIn, AccountEnrolled, DeviceRequest, SafetyStart, SafetyAnswer,
+                FileSanitized, FileChunk)
 }
 LGWAN_TO_RELAY = frozenset(k for k, c in KINDS.items() if c.DIRECTION == LGWAN)
 RELAY_TO_LGWAN = frozenset(k for k, c in KINDS.items() if c.DIRECTION == RELAY)

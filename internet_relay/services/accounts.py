@@ -25,6 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from shared import envelope as env
+from shared import totp
 from shared.textsafe import clean_line
 from shared.timeutil import now_iso, parse_iso, to_iso, utcnow
 
@@ -38,7 +39,7 @@ from ..storage.database import Database
 from .audit import AuditService
 from .outbox import Outbox
 
-TOTP_STEP = 30
+TOTP_STEP = totp.TOTP_STEP
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 DEFAULT_NOTICE = """{org}は、このチャットで、あなたの 名前・所属・書いた メッセージ・使った 日時と 端末の 情報を あつかいます。
@@ -121,15 +122,7 @@ class AccountService:
     @staticmethod
     def match_totp(secret: str | None, code: str, last_step: int) -> int | None:
         """The time step ``code`` belongs to (±1 step for drift), if newer than ``last_step``."""
-        code = code.strip().replace(" ", "")
-        if not secret or len(code) != 6 or not code.isdigit():
-            return None
-        totp = pyotp.TOTP(secret)
-        current = int(time.time()) // TOTP_STEP
-        for step in (current - 1, current, current + 1):
-            if step > last_step and secrets.compare_digest(totp.generate_otp(step), code):
-                return step
-        return None
+        return totp.match_totp(secret, code, last_step, time.time())   # this module's clock: tests set it
 
     def _check_password(self, password: str, login: str) -> None:
         reasons = []
@@ -327,7 +320,8 @@ class AccountService:
         await store.upsert_account(conn, member=p.account, kind=p.kind, display_name=p.display_name,
                                    affiliation=p.affiliation, status=p.status, enrol_token_sha256=p.enrol_token_sha256,
                                    enrol_expires_at=p.enrol_expires_at, expires_at=p.expires_at,
-                                   device_approval=p.device_approval, now=now_iso())
+                                   device_approval=p.device_approval, now=now_iso(),
+                                   safety_manager=p.kind == "staff" and p.safety_manager)
         if p.status == "suspended":
             await store.delete_sessions_of(conn, p.account)
             self.db.after_commit(lambda: self.hub.close_member(p.account, "account suspended"))

@@ -40,6 +40,8 @@ REFUSALS = {
     "guest_inactive": "アカウントが 使えないので、送れませんでした。",
     "room_archived": "この ルームは 終わったので、送れませんでした。",
     "read_only_member": "この ルームでは 読むだけです。",
+    # A file LGWAN did not accept after its own checks (issue 3); the details are in LGWAN's audit log.
+    "file_refused": "ファイルを 確認 できなかったので、送れませんでした。",
 }
 
 

@@ -24,6 +24,7 @@ from shared import envelope as env
 from shared import link
 from shared.limits import MAX_ENVELOPE_BYTES
 from shared.signing import KeyRing, SignatureError, Signer, load_key_ring, load_signer
+from shared.tasks import finish
 from shared.timeutil import now_iso, parse_iso, utcnow
 
 from ..config import RelayConfig
@@ -35,6 +36,7 @@ from .accounts import AccountService
 from .audit import AuditService
 from .chat import ChatService
 from .outbox import Outbox
+from .safety import SafetyService
 
 log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 2 * MAX_ENVELOPE_BYTES    # bigger frames are cut off by aiohttp (close 1009), and audited
@@ -46,8 +48,10 @@ LINK_ACTOR = "lgwan"
 
 class LinkService:
     def __init__(self, db: Database, cfg: RelayConfig, audit: AuditService, outbox: Outbox,
-                 accounts: AccountService, chat: ChatService, hub: Hub, signer: Signer, keyring: KeyRing) -> None:
+                 accounts: AccountService, chat: ChatService, hub: Hub, signer: Signer, keyring: KeyRing,
+                 safety: SafetyService) -> None:
         self.db = db
+        self.safety = safety
         self.cfg = cfg
         self.audit = audit
         self.outbox = outbox
@@ -104,7 +108,8 @@ class LinkService:
             ids = await self._authenticate(ws)
         except (link.LinkError, TimeoutError) as exc:
             code = exc.code if isinstance(exc, link.LinkError) else "handshake_timeout"
-            await self.audit.record_alone("link.auth_failed", actor="", ip=ip, outcome="denied", detail={"code": code})
+            await finish(self.audit.record_alone("link.auth_failed", actor="", ip=ip, outcome="denied",
+                                                 detail={"code": code}))
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await ws.send_str(link.control("reject", seq=None, code=code[:60]))
             await ws.close(code=link.CLOSE_AUTH_FAILED, message=b"authentication failed")
@@ -146,6 +151,18 @@ class LinkService:
         await ws.send_str(link.control("welcome", proof=link.prove(self.signer, "relay", **ids), epoch=epoch,
                                        ack=state.in_applied_seq))
         ready = link.parse_control(await self._receive_text(ws), expect=("ready",))
+        # Every write of the link runs to its end even if the session is cancelled (shared/tasks.py).
+        await finish(self._ready(ready, ip, ids))
+        state = await store.get_state(self.db)
+        self._applied = state.in_applied_seq
+        self._peer_acked = self._persisted_ack = int(ready["ack"])
+        self.connected, self.connected_since, self.peer = True, now_iso(), ip
+        self.sessions += 1
+        self.last_error = None
+        log.info("queue link up", extra={"peer": ip, "reset": ready["reset"], "resume_from": ready["ack"] + 1})
+        await self._stream(ws, int(ready["ack"]) + 1, ip)
+
+    async def _ready(self, ready: dict[str, Any], ip: str, ids: dict[str, str]) -> None:
         now = now_iso()
         async with self.db.transaction("link_ready") as conn:
             if ready["reset"]:
@@ -157,14 +174,6 @@ class LinkService:
             await self.audit.record(conn, "link.up", actor=LINK_ACTOR, ip=ip,
                                     detail={"reset": ready["reset"], "lgwan_ack": ready["ack"],
                                             "renumbered": renumbered, "lgwan_key_id": ids["lgwan_key_id"]})
-        state = await store.get_state(self.db)
-        self._applied = state.in_applied_seq
-        self._peer_acked = self._persisted_ack = int(ready["ack"])
-        self.connected, self.connected_since, self.peer = True, now_iso(), ip
-        self.sessions += 1
-        self.last_error = None
-        log.info("queue link up", extra={"peer": ip, "reset": ready["reset"], "resume_from": ready["ack"] + 1})
-        await self._stream(ws, int(ready["ack"]) + 1, ip)
 
     # --- streaming -------------------------------------------------------------------------------
 
@@ -224,9 +233,12 @@ class LinkService:
     async def _persist_ack(self) -> None:
         acked = self._peer_acked
         if acked > self._persisted_ack:
-            async with self.db.transaction("link_ack") as conn:
-                await store.mark_acked(conn, self._persisted_ack, acked, now_iso())
+            await finish(self._mark_acked(self._persisted_ack, acked))
             self._persisted_ack = acked
+
+    async def _mark_acked(self, previous: int, acked: int) -> None:
+        async with self.db.transaction("link_ack") as conn:
+            await store.mark_acked(conn, previous, acked, now_iso())
 
     async def _receive_loop(self, ws: web.WebSocketResponse, ip: str, frames: asyncio.Queue[bytes]) -> None:
         """Read frames: control frames act at once; envelopes queue for the applier (bounded)."""
@@ -238,8 +250,8 @@ class LinkService:
             elif msg.type == WSMsgType.ERROR:
                 exc = msg.data if isinstance(msg.data, BaseException) else ws.exception()
                 if getattr(exc, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
-                    await self.audit.record_alone("queue.envelope_rejected", actor=LINK_ACTOR, ip=ip, outcome="denied",
-                                                  detail={"code": "frame_too_large"})
+                    await finish(self.audit.record_alone("queue.envelope_rejected", actor=LINK_ACTOR, ip=ip,
+                                                         outcome="denied", detail={"code": "frame_too_large"}))
                     raise link.LinkError("frame_too_large")
                 raise link.LinkError("link_error", str(exc)[:120])
 
@@ -279,30 +291,40 @@ class LinkService:
         detail = {"code": verdict.code, "seq": verdict.seq, "kind": verdict.kind, "reason": verdict.detail[:120],
                   "bytes": len(raw)}
         if verdict.action == link.CONSUME:
-            assert verdict.seq is not None and verdict.envelope_id is not None and verdict.kind is not None
-            async with self.db.transaction("link_reject") as conn:
-                await store.record_inbox(conn, verdict.seq, verdict.envelope_id, verdict.kind,
-                                         f"rejected:{verdict.code}", now_iso())
-                await self.audit.record(conn, "queue.envelope_rejected", actor=LINK_ACTOR, ip=ip, outcome="denied",
-                                        target=verdict.envelope_id, detail=detail)
+            await finish(self._consume(verdict, ip, detail))
+            assert verdict.seq is not None
             self._applied = verdict.seq
             self._ack_due.set()
         elif verdict.action == link.DUPLICATE:
-            await self.audit.record_alone("queue.replay", actor=LINK_ACTOR, ip=ip, outcome="denied",
-                                          target=verdict.envelope_id or "", detail={**detail, "applied": self._applied})
+            await finish(self.audit.record_alone("queue.replay", actor=LINK_ACTOR, ip=ip, outcome="denied",
+                                                 target=verdict.envelope_id or "",
+                                                 detail={**detail, "applied": self._applied}))
             self._ack_due.set()
         else:
-            await self.audit.record_alone("queue.envelope_rejected", actor=LINK_ACTOR, ip=ip, outcome="denied",
-                                          target=verdict.envelope_id or "", detail=detail)
+            await finish(self.audit.record_alone("queue.envelope_rejected", actor=LINK_ACTOR, ip=ip,
+                                                 outcome="denied", target=verdict.envelope_id or "", detail=detail))
             with contextlib.suppress(ConnectionResetError, RuntimeError):
                 await ws.send_str(link.control("reject", seq=verdict.seq, code=verdict.code[:60]))
             await ws.close(code=link.CLOSE_REJECTED, message=verdict.code.encode()[:100])
             raise link.LinkError("rejected_" + verdict.code)
 
+    async def _consume(self, verdict: link.Verdict, ip: str, detail: dict[str, Any]) -> None:
+        assert verdict.seq is not None and verdict.envelope_id is not None and verdict.kind is not None
+        async with self.db.transaction("link_reject") as conn:
+            await store.record_inbox(conn, verdict.seq, verdict.envelope_id, verdict.kind,
+                                     f"rejected:{verdict.code}", now_iso())
+            await self.audit.record(conn, "queue.envelope_rejected", actor=LINK_ACTOR, ip=ip, outcome="denied",
+                                    target=verdict.envelope_id, detail=detail)
+
     async def _apply(self, envelopes: list[env.Envelope]) -> None:
         """Apply verified, consecutive envelopes together with their inbox records, in one transaction."""
         if not envelopes:
             return
+        await finish(self._apply_now(envelopes))
+        self._applied = envelopes[-1].seq
+        self._ack_due.set()
+
+    async def _apply_now(self, envelopes: list[env.Envelope]) -> None:
         async with self.db.transaction("link_apply") as conn:
             for envelope in envelopes:
                 p = envelope.payload
@@ -312,8 +334,8 @@ class LinkService:
                     await self.accounts.apply_remove(conn, p)
                 elif isinstance(p, env.DeviceDecision):
                     await self.accounts.apply_device(conn, p)
+                elif isinstance(p, (env.SafetyRequest, env.SafetyRemind, env.SafetyClose)):
+                    await self.safety.apply(conn, p)
                 else:
                     await self.chat.apply(conn, p)
                 await store.record_inbox(conn, envelope.seq, envelope.id, envelope.kind, "applied", now_iso())
-        self._applied = envelopes[-1].seq
-        self._ack_due.set()

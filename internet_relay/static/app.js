@@ -122,6 +122,7 @@ async function enter() {
   connect();
   if (me.status !== "active") { show("view-wait"); return; }
   show("view-chat");
+  if (me.kind === "staff") await loadSafety();
   await loadRooms();
 }
 
@@ -155,6 +156,7 @@ async function loadRooms() {
 async function openRoom(roomId) {
   const data = await api("GET", `/api/rooms/${roomId}/messages?limit=100`);
   state.room = data.room;
+  $("room").dataset.roomId = String(data.room.id);     // upload.js sends files to this room
   $("room").hidden = false;
   $("room-name").textContent = data.room.name;
   $("members").hidden = true;
@@ -279,6 +281,176 @@ $("post-body").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) $("post-form").requestSubmit();
 });
 
+// --- 安否確認 (staff phones) ------------------------------------------------------------------------
+
+const CONDITIONS = [["safe", "無事"], ["minor", "軽傷"], ["serious", "重傷"], ["need_help", "要支援"]];
+const CONDITION_LABEL = Object.fromEntries(CONDITIONS);
+const ATTEND = [["yes", "参集できる"], ["no", "参集できない"], ["unknown", "未定"]];
+const ATTEND_LABEL = Object.fromEntries(ATTEND);
+const rollupsOpen = new Set();
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+async function loadSafety() {
+  if (!state.me || state.me.kind !== "staff") return;
+  let data;
+  try { data = await api("GET", "/api/safety"); } catch (e) { return; }
+  $("safety").hidden = !(data.checks.length || data.can_start);
+  $("safety-start-box").hidden = !data.can_start;
+  const open = data.checks.filter((c) => c.asked && !c.closed_at && !c.answer);
+  $("safety-none").hidden = open.length > 0;
+  $("safety-list").replaceChildren(...data.checks.map(checkItem));
+  for (const id of rollupsOpen) await showRollup(id);
+}
+
+function answerText(a) {
+  if (!a) return "まだ 回答して いません。下の ボタンを 押すと すぐ 送られます。";
+  const parts = [`回答済み：${CONDITION_LABEL[a.condition] || a.condition}`];
+  if (a.attend && a.attend !== "unknown") parts.push(ATTEND_LABEL[a.attend]);
+  if (a.eta_minutes !== null && a.eta_minutes !== undefined) parts.push(`到着まで 約${a.eta_minutes}分`);
+  return `${parts.join("・")}（${timeJst(a.answered_at)}）`;
+}
+
+function checkItem(c) {
+  const li = el("li", { "data-check": String(c.id) });
+  li.append(el("h3", { text: `【安否確認】${c.title}` }),
+            el("p", { class: "meta", text: `${timeJst(c.started_at)} 開始${c.origin === "relay" ? "（中継サーバーで 開始）" : ""}${c.closed_at ? "・終了しました" : ""}` }));
+  if (c.message) li.append(el("p", { class: "body", text: c.message }));
+  if (c.asked) {
+    const status = el("p", { class: "answer-state", role: "status", text: c.closed_at && !c.answer ? "回答 できません（終了しました）。" : answerText(c.answer) });
+    li.append(status);
+    if (!c.closed_at) li.append(taps(c, status), details(c, status));
+  }
+  if (c.mine) {
+    const box = el("div", { class: "rollup", id: `rollup-${c.id}` });
+    const toggle = el("button", { type: "button", "aria-expanded": String(rollupsOpen.has(c.id)), "aria-controls": `rollup-${c.id}`, text: "集計を 見る（所属ごと）" });
+    toggle.addEventListener("click", async () => {
+      if (rollupsOpen.has(c.id)) { rollupsOpen.delete(c.id); box.replaceChildren(); toggle.setAttribute("aria-expanded", "false"); return; }
+      rollupsOpen.add(c.id);
+      toggle.setAttribute("aria-expanded", "true");
+      await showRollup(c.id);
+    });
+    li.append(toggle, box);
+  }
+  return li;
+}
+
+async function sendAnswer(c, body, status) {
+  alertText("");
+  try {
+    const r = await api("POST", `/api/safety/${c.id}/answer`, { ...body, client_id: newId() });
+    c.answer = r.answer;
+    status.textContent = answerText(r.answer);
+    const group = status.parentElement.querySelector(".taps");
+    for (const b of group.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.condition === r.answer.condition));
+    $("safety-none").hidden = true;
+  } catch (e) { alertText(e.message); }
+}
+
+function taps(c, status) {
+  const group = el("div", { class: "taps", role: "group", "aria-label": "本人の 状況（押すと すぐ 送られます）" });
+  for (const [code, label] of CONDITIONS) {
+    const b = el("button", { type: "button", "data-condition": code, "aria-pressed": String(!!c.answer && c.answer.condition === code),
+                            class: code === "serious" || code === "need_help" ? "serious" : "", text: label });
+    b.addEventListener("click", () => sendAnswer(c, { condition: code, ...(c.answer ? keepDetails(c.answer) : {}) }, status));
+    group.append(b);
+  }
+  return group;
+}
+
+function keepDetails(a) {
+  return { attend: a.attend, eta_minutes: a.eta_minutes, location: a.location, note: a.note };
+}
+
+function details(c, status) {
+  const asks = new Set(c.questions);
+  if (![...asks].some((q) => q !== "condition")) return el("span");
+  const box = el("details", { class: "more" }, el("summary", { text: "くわしく 伝える（参集・到着見込み・現在地・連絡事項）" }));
+  const form = el("form", { novalidate: "" });
+  const id = (name) => `safety-${c.id}-${name}`;
+  if (asks.has("attend")) {
+    const fs = el("fieldset", {}, el("legend", { text: "参集" }));
+    for (const [code, label] of ATTEND) {
+      const input = el("input", { type: "radio", name: id("attend"), value: code, id: id(`attend-${code}`) });
+      if ((c.answer ? c.answer.attend : "unknown") === code) input.checked = true;
+      fs.append(el("label", { for: id(`attend-${code}`) }, input, ` ${label}`), " ");
+    }
+    form.append(fs);
+  }
+  if (asks.has("eta")) form.append(el("p", {}, el("label", { for: id("eta"), text: "到着見込み（分）" }), el("br"),
+                                      el("input", { id: id("eta"), type: "number", min: "0", max: "10080", inputmode: "numeric" })));
+  if (asks.has("location")) form.append(el("p", {}, el("label", { for: id("location"), text: "現在地（例：自宅、○○小学校）" }), el("br"),
+                                           el("input", { id: id("location"), maxlength: "200" })));
+  if (asks.has("note")) form.append(el("p", {}, el("label", { for: id("note"), text: "連絡事項" }), el("br"),
+                                       el("textarea", { id: id("note"), rows: "2", maxlength: "1000" })));
+  form.append(el("p", {}, el("button", { type: "submit", class: "primary", text: "くわしい 内容を 送る" })));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const condition = c.answer ? c.answer.condition : null;
+    if (!condition) { alertText("先に 上の ボタンで 本人の 状況を 選んで ください。"); return; }
+    const body = { condition };
+    const attend = form.querySelector(`input[name="${id("attend")}"]:checked`);
+    if (attend) body.attend = attend.value;
+    const eta = form.querySelector(`#${id("eta")}`);
+    if (eta && eta.value.trim() !== "") body.eta_minutes = Math.max(0, Math.min(10080, parseInt(eta.value, 10) || 0));
+    const loc = form.querySelector(`#${id("location")}`);
+    if (loc) body.location = loc.value;
+    const note = form.querySelector(`#${id("note")}`);
+    if (note) body.note = note.value;
+    await sendAnswer(c, body, status);
+  });
+  box.append(form);
+  return box;
+}
+
+async function showRollup(checkId) {
+  const box = $(`rollup-${checkId}`);
+  if (!box) return;
+  let data;
+  try { data = await api("GET", `/api/safety/${checkId}/rollup`); } catch (e) { alertText(e.message); return; }
+  const t = data.totals;
+  const cols = ["targets", "answered", "unanswered", "safe", "minor", "serious", "need_help", "attend_yes"];
+  const heads = ["対象", "回答", "未回答", "無事", "軽傷", "重傷", "要支援", "参集可"];
+  const table = el("table", {}, el("caption", { text: "所属ごとの 集計（この 中継サーバーに ある 回答）" }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "所属" }), ...heads.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, ...data.affiliations.map((r) => el("tr", {}, el("th", { scope: "row", text: r.affiliation }),
+                                                          ...cols.map((k) => el("td", { text: String(r[k]) }))))),
+    el("tfoot", {}, el("tr", {}, el("th", { scope: "row", text: "合計" }), ...cols.map((k) => el("td", { text: String(t[k]) })))));
+  const summary = el("p", { role: "status", text: `回答 ${t.answered} / ${t.targets} 人（要支援・重傷 ${t.needs_attention} 人）` });
+  const attention = el("ul", { "aria-label": "重傷・要支援の 人" },
+    ...data.attention.map((a) => el("li", { text: `${CONDITION_LABEL[a.condition] || a.condition}：${a.display_name}（${a.affiliation || "所属なし"}）${a.location ? `・${a.location}` : ""}${a.note ? `・${a.note}` : ""}` })));
+  const remind = el("button", { type: "button", text: "未回答の 人に もう一度 知らせる" });
+  remind.addEventListener("click", async () => {
+    try { const r = await api("POST", `/api/safety/${checkId}/remind`, {}); alertText(`${r.reminded} 人に 知らせました。`); }
+    catch (e) { alertText(e.message); }
+  });
+  box.replaceChildren(summary, table, attention, ...(data.check.closed_at ? [] : [remind]));
+}
+
+$("safety-start-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  alertText("");
+  const body = { template: $("safety-template").value, title: $("safety-start-title").value };
+  if ($("safety-start-message").value.trim()) body.message = $("safety-start-message").value;
+  try {
+    const c = await api("POST", "/api/safety", body);
+    $("safety-start-box").open = false;
+    $("safety-start-title").value = "";
+    $("safety-start-message").value = "";
+    rollupsOpen.add(c.id);
+    await loadSafety();
+  } catch (e) { alertText(e.message); }
+});
+
 // --- live events ----------------------------------------------------------------------------------
 
 function connect() {
@@ -314,6 +486,19 @@ async function onEvent(e) {
       break;
     case "account": case "resync":
       await enter();
+      break;
+    case "safety.request": case "safety.close":
+      await loadSafety();
+      break;
+    case "safety.answered":     // another device of this person answered; keep a details form being filled
+      if (!document.querySelector("#safety details.more[open]")) await loadSafety();
+      break;
+    case "safety.remind":
+      await loadSafety();
+      alertText("安否確認の 回答を お願いします。");
+      break;
+    case "safety.rollup":
+      if (rollupsOpen.has(e.check_id)) await showRollup(e.check_id);
       break;
     default:
       break;

@@ -29,6 +29,7 @@ class Account:
     privacy_ack_at: str | None
     failed_logins: int
     locked_until: str | None
+    safety_manager: bool = False     # may start a 安否確認 on the relay (LGWAN role, issue 6)
 
     @property
     def enrolled(self) -> bool:
@@ -37,31 +38,34 @@ class Account:
 
 _COLS = ("member, kind, display_name, affiliation, status, login, password_hash, totp_secret, totp_pending,"
          " totp_last_step, enrol_token_sha256, enrol_expires_at, expires_at, device_approval, privacy_ack_at,"
-         " failed_logins, locked_until")
+         " failed_logins, locked_until, safety_manager")
 
 
 def _account(row: aiosqlite.Row) -> Account:
     v = list(tuple(row))
     v[13] = bool(v[13])
+    v[17] = bool(v[17])
     return Account(*v)
 
 
 async def upsert_account(conn: aiosqlite.Connection, *, member: str, kind: str, display_name: str, affiliation: str,
                          status: str, enrol_token_sha256: str | None, enrol_expires_at: str | None,
-                         expires_at: str | None, device_approval: bool, now: str) -> None:
+                         expires_at: str | None, device_approval: bool, now: str, safety_manager: bool = False) -> None:
     """What LGWAN says about an account. Credentials set here are kept; a new enrolment token
     (re-invitation) replaces the old one, and no token leaves the open one alone."""
     await conn.execute(
         "INSERT INTO accounts(member, kind, display_name, affiliation, status, enrol_token_sha256, enrol_expires_at,"
-        " expires_at, device_approval, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(member) DO UPDATE SET"
+        " expires_at, device_approval, updated_at, safety_manager) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(member) DO UPDATE SET"
         " kind = excluded.kind, display_name = excluded.display_name, affiliation = excluded.affiliation,"
         " status = excluded.status, expires_at = excluded.expires_at, device_approval = excluded.device_approval,"
+        " safety_manager = excluded.safety_manager,"
         " enrol_token_sha256 = COALESCE(excluded.enrol_token_sha256, CASE WHEN excluded.status = 'suspended'"
         "   THEN NULL ELSE accounts.enrol_token_sha256 END),"
         " enrol_expires_at = COALESCE(excluded.enrol_expires_at, accounts.enrol_expires_at),"
         " updated_at = excluded.updated_at",
         (member, kind, display_name, affiliation, status, enrol_token_sha256, enrol_expires_at, expires_at,
-         int(device_approval), now))
+         int(device_approval), now, int(safety_manager)))
 
 
 async def delete_account(conn: aiosqlite.Connection, member: str) -> None:

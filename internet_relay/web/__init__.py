@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api, pages, ws
+from . import api, pages, safety, uploads, ws
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (api, ws, pages):
+    for module in (api, safety, uploads, ws, pages):
         app.add_routes(module.routes)

@@ -87,7 +87,7 @@ async def me(request: web.Request) -> web.Response:
     auth = current(request)
     a = auth.account
     return ok({"display_name": a.display_name, "affiliation": a.affiliation, "kind": a.kind, "status": a.status,
-               "csrf_token": auth.session.csrf_token})
+               "safety_manager": a.kind == "staff" and a.safety_manager, "csrf_token": auth.session.csrf_token})
 
 
 # --- rooms and messages -----------------------------------------------------------------------------

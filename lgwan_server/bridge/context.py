@@ -17,6 +17,7 @@ from ..appkeys import config_key, dialler_key, kernel_key
 from ..kernel import Kernel
 from ..storage import bridge as store
 from .dialler import Dialler
+from .files import SanitizedFileInbox
 from .inbox import BridgeInbox
 
 log = logging.getLogger(__name__)
@@ -35,17 +36,23 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     keyring = load_key_ring(cfg.keys_dir)
     if len(keyring) == 0:
         raise RuntimeError(f"no relay public key in {cfg.keys_dir / 'peers.json'}: run kakehashi-keys install-peer")
-    inbox = BridgeInbox(kernel.db, kernel.bridge, kernel.messages, kernel.events, kernel.audit)
+    inbox = BridgeInbox(kernel.db, kernel.bridge, kernel.messages, kernel.events, kernel.audit, kernel.safety)
+    # Files from guests and phones (issue 3): staged by the inbox, re-checked and posted by their own task.
+    files = SanitizedFileInbox(cfg, kernel.db, inbox, kernel.bridge, kernel.messages, kernel.files.blobs,
+                               kernel.audit, kernel.files.max_bytes)
+    inbox.files = files
     dialler = Dialler(cfg, kernel.db, kernel.bridge, inbox, kernel.audit, signer, keyring)
     app[dialler_key] = dialler
     tasks = [asyncio.create_task(dialler.run(), name="bridge-dialler"),
-             asyncio.create_task(_housekeeping(kernel, cfg.keep_acked), name="bridge-housekeeping")]
+             asyncio.create_task(_housekeeping(kernel, cfg.keep_acked), name="bridge-housekeeping"),
+             asyncio.create_task(files.run(), name="bridge-files")]
     yield
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await files.verifier.close()
 
 
 async def _housekeeping(kernel: Kernel, keep_acked: float) -> None:

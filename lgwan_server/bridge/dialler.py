@@ -25,6 +25,7 @@ from shared import envelope as env
 from shared import link
 from shared.limits import MAX_ENVELOPE_BYTES
 from shared.signing import KeyRing, SignatureError, Signer, load_key_ring, load_signer
+from shared.tasks import finish
 from shared.timeutil import now_iso, parse_iso, utcnow
 
 from ..config import BridgeConfig
@@ -208,11 +209,12 @@ class Dialler:
         try:
             link.check_proof(self.keyring, "relay", welcome["proof"], **ids)
         except link.LinkError as exc:
-            await self.audit.record_alone(BRIDGE_ACTOR, "bridge.link_auth_failed", outcome="denied",
-                                          target_type="bridge", detail={"code": exc.code,
-                                                                        "relay_key_id": challenge["key_id"]})
+            await finish(self.audit.record_alone(BRIDGE_ACTOR, "bridge.link_auth_failed", outcome="denied",
+                                                 target_type="bridge", detail={"code": exc.code,
+                                                                               "relay_key_id": challenge["key_id"]}))
             raise
-        ack, reset, start = await self._resume(welcome["epoch"], welcome["ack"])
+        # Every write of the link runs to its end even if the session is cancelled (shared/tasks.py).
+        ack, reset, start = await finish(self._resume(welcome["epoch"], welcome["ack"]))
         await ws.send_str(link.control("ready", ack=ack, reset=reset))
         return start
 
@@ -305,9 +307,12 @@ class Dialler:
         """Record the relay's acks (coalesced: the handshake re-reads the authoritative value anyway)."""
         acked = self._peer_acked
         if acked > self._persisted_ack:
-            async with self.db.transaction("bridge_ack") as conn:
-                await store.mark_acked(conn, self._persisted_ack, acked, now_iso())
+            await finish(self._mark_acked(self._persisted_ack, acked))
             self._persisted_ack = acked
+
+    async def _mark_acked(self, previous: int, acked: int) -> None:
+        async with self.db.transaction("bridge_ack") as conn:
+            await store.mark_acked(conn, previous, acked, now_iso())
 
     async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse, frames: asyncio.Queue[bytes]) -> None:
         """Read frames: control frames act at once; envelopes queue for the applier (bounded)."""
@@ -321,8 +326,8 @@ class Dialler:
                 too_big = getattr(exc, "code", None) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
                 code = "frame_too_large" if too_big else "link_error"
                 if code == "frame_too_large":
-                    await self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
-                                                  target_type="envelope", detail={"code": code})
+                    await finish(self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
+                                                         target_type="envelope", detail={"code": code}))
                 raise link.LinkError(code, str(exc)[:120])
         if ws.close_code == link.CLOSE_REJECTED:
             raise link.LinkError("relay_rejected")
@@ -369,7 +374,7 @@ class Dialler:
 
     async def _apply(self, envelopes: list[env.Envelope]) -> None:
         if envelopes:
-            await self.inbox.apply(envelopes)
+            await finish(self.inbox.apply(envelopes))
             self._applied = envelopes[-1].seq
             self._ack_due.set()
 
@@ -377,20 +382,22 @@ class Dialler:
         """Everything but a clean apply: consume, acknowledge a replay, or reject and close."""
         if verdict.action == link.CONSUME:
             assert verdict.seq is not None and verdict.envelope_id is not None and verdict.kind is not None
-            await self.inbox.consume_rejected(verdict.seq, verdict.envelope_id, verdict.kind, verdict.code,
-                                              verdict.detail)
+            await finish(self.inbox.consume_rejected(verdict.seq, verdict.envelope_id, verdict.kind, verdict.code,
+                                                     verdict.detail))
             self._applied = verdict.seq
             self._ack_due.set()
         elif verdict.action == link.DUPLICATE:
-            await self.audit.record_alone(BRIDGE_ACTOR, "bridge.replay", outcome="denied", target_type="envelope",
-                                          target_id=verdict.envelope_id or "",
-                                          detail={"seq": verdict.seq, "kind": verdict.kind, "applied": self._applied})
+            await finish(self.audit.record_alone(
+                BRIDGE_ACTOR, "bridge.replay", outcome="denied", target_type="envelope",
+                target_id=verdict.envelope_id or "",
+                detail={"seq": verdict.seq, "kind": verdict.kind, "applied": self._applied}))
             self._ack_due.set()     # acknowledge again; nothing is applied
         else:
-            await self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
-                                          target_type="envelope", target_id=verdict.envelope_id or "",
-                                          detail={"code": verdict.code, "seq": verdict.seq, "kind": verdict.kind,
-                                                  "reason": verdict.detail[:120], "bytes": len(raw)})
+            await finish(self.audit.record_alone(
+                BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied", target_type="envelope",
+                target_id=verdict.envelope_id or "",
+                detail={"code": verdict.code, "seq": verdict.seq, "kind": verdict.kind,
+                        "reason": verdict.detail[:120], "bytes": len(raw)}))
             with contextlib.suppress(ConnectionResetError, RuntimeError, aiohttp.ClientError):
                 await ws.send_str(link.control("reject", seq=verdict.seq, code=verdict.code[:60]))
             await ws.close(code=link.CLOSE_REJECTED, message=verdict.code.encode()[:100])

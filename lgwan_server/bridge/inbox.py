@@ -6,29 +6,41 @@ effect exactly once however often it arrives. Everything the relay says is re-ch
 room must still cross, a phone needs an active grant. A post that fails such a rule is *consumed*
 as refused — recorded, audited, and answered with ``post.refused`` so the author is told — and
 never blocks the queue.
+
+安否確認 from phones (issue 6): ``safety.start`` (a check started on the relay while LGWAN was down)
+is created once, keyed on its origin id, after re-checking the starter's role and each target;
+``safety.answer`` is applied once (its origin id) through ``SafetyService.answer_in_transaction``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from shared import envelope as env
 from shared.timeutil import now_iso
 
+from ..errors import AppError
 from ..services.actor import Actor
 from ..services.audit import AuditService
 from ..services.events import EventService
 from ..services.messages import MessageService, NewMessage
+from ..services.safety import Answer, SafetyService
 from ..storage import bridge as store
 from ..storage import guests as guest_store
 from ..storage import messages as message_store
 from ..storage import org as org_store
 from ..storage import rooms as room_store
+from ..storage import safety as safety_store
+from ..storage import targets as target_store
 from ..storage.database import Database, Source
-from .outbox import BridgeOutbox, guest_account, parse_member, phone_account
+from .outbox import SAFETY_STARTER_ROLES, BridgeOutbox, guest_account, parse_member, phone_account
+
+if TYPE_CHECKING:
+    from .files import SanitizedFileInbox
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +68,14 @@ class Refused(Exception):
 
 class BridgeInbox:
     def __init__(self, db: Database, outbox: BridgeOutbox, messages: MessageService, events: EventService,
-                 audit: AuditService) -> None:
+                 audit: AuditService, safety: SafetyService | None = None) -> None:
         self.db = db
         self.outbox = outbox
         self.messages = messages
         self.events = events
         self.audit = audit
+        self.safety = safety
+        self.files: SanitizedFileInbox | None = None     # files from the relay (issue 3); set by bridge_ctx
 
     async def apply(self, envelopes: list[env.Envelope]) -> list[str]:
         """Apply verified, consecutive envelopes in one transaction. Returns the outcomes recorded.
@@ -95,8 +109,11 @@ class BridgeInbox:
 
     @staticmethod
     def batchable(envelope: env.Envelope) -> bool:
-        """Posts and receipts may share a transaction; enrolments and device requests go alone."""
-        return isinstance(envelope.payload, (env.RelayPost, env.ReceiptIn))
+        """Posts, receipts and 安否確認 answers may share a transaction (an answer's checks run inside
+        it, so they see a check created earlier in the batch); enrolments, device requests and
+        relay-started checks go alone. File chunks batch too: each reads its file's row inside the
+        transaction; the file.sanitized that creates that row goes alone, before them."""
+        return isinstance(envelope.payload, (env.RelayPost, env.ReceiptIn, env.SafetyAnswer, env.FileChunk))
 
     async def consume_rejected(self, seq: int, envelope_id: str, kind: str, code: str, detail: str) -> None:
         """Take a signed, in-sequence envelope whose payload breaks the schema: record, audit, apply nothing."""
@@ -148,6 +165,12 @@ class BridgeInbox:
             await self._enrolled(conn, payload)
         elif isinstance(payload, env.DeviceRequest):
             await self._device(conn, payload)
+        elif isinstance(payload, env.SafetyAnswer) and self.safety is not None:
+            await self._safety_answer(conn, payload, self.safety)
+        elif isinstance(payload, env.SafetyStart) and self.safety is not None:
+            await self._safety_start(conn, payload, self.safety)
+        elif isinstance(payload, (env.FileSanitized, env.FileChunk)) and self.files is not None:
+            await self.files.apply(conn, payload)     # refusals are handled (and told) there
         else:   # the allow-list in shared/envelope.py makes this unreachable
             raise Refused("kind_not_handled")
 
@@ -269,3 +292,51 @@ class BridgeInbox:
             # The relay asks again (it lost the decision, e.g. after a rebuild): tell it once more.
             await self.outbox.enqueue(conn, env.DeviceDecision(account=p.account, device_id=p.device_id,
                                                                decision=known.status))
+
+    # --- 安否確認 from phones (issue 6) ---------------------------------------------------------------
+
+    async def _safety_start(self, conn: aiosqlite.Connection, p: env.SafetyStart, safety: SafetyService) -> None:
+        """A check started on the relay while LGWAN was down: created once (keyed on its origin id).
+
+        The relay's word is re-checked: the starter must be active staff with an active phone grant and
+        a role that may start a check now; only active staff of the same organisation registered for
+        phone use become targets. Their 所属 for the roll-up is LGWAN's, as for any other check.
+        """
+        _, staff, affiliation = await self._author(conn, p.started_by)
+        if staff.role not in SAFETY_STARTER_ROLES:
+            raise Refused("not_safety_manager")
+        wanted = [member[1] for member in map(parse_member, p.members) if member is not None]
+        allowed = await store.phone_staff_among(conn, staff.org_id, wanted)
+        audience = await target_store.resolve(conn, staff.org_id, staff_ids=allowed) if allowed else []
+        existing = await safety_store.get_check_by_origin(conn, p.origin_id)
+        if existing is not None:      # a later part of a long target list, or the same check sent again
+            await safety.add_targets_in_transaction(conn, existing, audience)
+            return
+        actor = Actor(staff.id, staff.org_id, staff.login, affiliation, "relay", staff.role)
+        await safety.start_in_transaction(conn, actor, title=p.title, message=p.message, questions=list(p.questions),
+                                          audience=audience, target={"relay_phones": True}, via="relay",
+                                          origin_id=p.origin_id, started_at=min(p.started_at, now_iso()))
+
+    async def _safety_answer(self, conn: aiosqlite.Connection, p: env.SafetyAnswer, safety: SafetyService) -> None:
+        """A phone's answer, applied once (its origin id); the latest answer of a person counts."""
+        _, staff, _ = await self._author(conn, p.member)
+        if p.check_id is not None:
+            check = await safety_store.get_check(conn, p.check_id)
+        else:
+            assert p.check_origin_id is not None
+            check = await safety_store.get_check_by_origin(conn, p.check_origin_id)
+        if check is None or check.org_id != staff.org_id:
+            raise Refused("safety_check_unknown")
+        if not await safety_store.is_target(conn, check.id, staff.id):
+            raise Refused("not_target")
+        answer = Answer(condition=p.condition, attend=p.attend, eta_minutes=p.eta_minutes, location=p.location,
+                        note=p.note)
+        try:
+            # A relay clock ahead of ours must not make an answer outrank every later one.
+            applied = await safety.answer_in_transaction(conn, staff.id, check, answer, via="relay",
+                                                         origin_id=p.origin_id,
+                                                         answered_at=min(p.answered_at, now_iso()))
+        except AppError as exc:
+            raise Refused("safety_closed" if exc.code == "invalid_transition" else "invalid_answer") from None
+        if not applied:
+            raise Refused("duplicate_origin")

@@ -5,6 +5,11 @@ state change, so an outbox row commits or rolls back together with what it descr
 policy is ``lgwan_only`` produce nothing at all — not even their names. The first event of a room
 that starts to cross sends a snapshot of it (room, members, recent text, read cursors); a room that
 stops crossing is removed from the relay.
+
+安否確認 (issue 6): ``SafetyService`` calls the same hook with ``safety.request``, ``safety.reminder``
+and ``safety.close`` (no room); the relay then gets the check for the targets registered for phone
+use only — never the rest of the audience, nobody's answers, no room. Every staff-phone
+``account.upsert`` carries, from the staff row, whether the person may start a check on the relay.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +25,7 @@ import aiosqlite
 
 from shared import envelope as env
 from shared.limits import MAX_DISPLAY_NAME_CHARS, MAX_ENVELOPE_BYTES, MAX_ROOM_NAME_CHARS
-from shared.textsafe import clean_line
+from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso, to_iso, utcnow
 
 from ..config import BridgeConfig
@@ -28,9 +34,11 @@ from ..storage import bridge as store
 from ..storage import guests as guest_store
 from ..storage import org as org_store
 from ..storage import rooms as room_store
+from ..storage import safety as safety_store
 from ..storage.database import Database
 from ..storage.guests import Guest, MobileGrant
 from ..storage.rooms import Room
+from ..storage.safety import SafetyCheck
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,11 @@ WITHHELD = "（この投稿はインターネット側には表示できませ�
 _HANDLED = frozenset({"message.new", "message.edit", "message.delete", "receipt", "member.join", "member.leave",
                       "room.update"})
 _AFFILIATION_CHARS = 200
+# 安否確認 on phones (issue 6). Who may start a check on the relay while LGWAN is down: the relay
+# learns it from account.upsert (safety_manager), and the bridge inbox re-checks it at hand-over.
+SAFETY_STARTER_ROLES = ("org_admin", "safety_manager")
+SAFETY_RESYNC_CHECKS = 20      # open checks a rebuilt relay gets again
+SAFETY_TEXT_WITHHELD = "（詳しくは 庁内の 端末で 確認して ください）"
 
 
 def member_token(role: str, staff_id: int) -> str:
@@ -75,6 +88,15 @@ def guest_account(guest: Guest, *, device_approval: bool) -> env.AccountUpsert:
         expires_at=guest.expires_at, device_approval=device_approval)
 
 
+def safety_text(value: str, limit: int, *, multiline: bool, fallback: str) -> str:
+    """A manager's 安否確認 title or message as it may cross. Normalised rather than refused: a stray
+    '<' must not stop a check from reaching the phones; text that still may not cross is withheld."""
+    text = (clean_text(value) if multiline else clean_line(value)).replace("<", "＜")[:limit]
+    if env.crossing_text_problem(text, multiline=multiline) is not None:
+        return fallback
+    return text or fallback
+
+
 def phone_account(grant: MobileGrant, display_name: str, affiliation: str) -> env.AccountUpsert:
     # Staff phones always register their device (issue 5 §5).
     return env.AccountUpsert(
@@ -105,6 +127,8 @@ class BridgeOutbox:
         The payload is checked now with the receiver's rules, so what cannot cross is refused while the
         caller can still roll back and tell the user, instead of jamming the queue later.
         """
+        if isinstance(payload, env.AccountUpsert) and payload.kind == "staff":
+            payload = await self._with_safety_role(conn, payload)
         try:
             type(payload).from_wire(payload.to_wire())
         except env.EnvelopeError as exc:
@@ -117,13 +141,26 @@ class BridgeOutbox:
         self.db.after_commit(self._notify)
         return seq
 
+    @staticmethod
+    async def _with_safety_role(conn: aiosqlite.Connection, payload: env.AccountUpsert) -> env.AccountUpsert:
+        """Every staff-phone account says, from the staff row in this transaction, whether the person
+        may start a 安否確認 on the relay (wherever the upsert was built)."""
+        member = parse_member(payload.account)
+        card = await store.member_card(conn, member[1]) if member is not None else None
+        allowed = card is not None and card[0] in SAFETY_STARTER_ROLES and payload.status == "active"
+        return payload if payload.safety_manager == allowed else dataclasses.replace(payload, safety_manager=allowed)
+
     # --- the EventService hook -------------------------------------------------------------------
 
     async def on_event(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], room_id: int | None,
                        staff_id: int | None) -> None:
-        """Called by ``EventService.emit`` inside the transaction of every state change."""
+        """Called by ``EventService.emit`` inside the transaction of every state change (and by
+        ``SafetyService`` for the safety.* types, with no room)."""
         if type_ == "session.ended" and staff_id is not None:
-            await self._staff_cut_off(conn, staff_id)
+            await self._staff_changed(conn, staff_id)
+            return
+        if type_ in ("safety.request", "safety.reminder", "safety.close") and room_id is None:
+            await self._safety(conn, type_, int(data["check_id"]))
             return
         if room_id is None or type_ not in _HANDLED:
             return
@@ -181,16 +218,54 @@ class BridgeOutbox:
                 await self.enqueue(conn, env.MemberRemove(room_id=room_id,
                                                           member=member_token(card[0], data["staff_id"])), room_id)
 
-    async def _staff_cut_off(self, conn: aiosqlite.Connection, staff_id: int) -> None:
-        """A suspended or retired staff member's phone account stops working on the relay too."""
+    async def _staff_changed(self, conn: aiosqlite.Connection, staff_id: int) -> None:
+        """An admin changed a person (their sessions ended): a suspended or retired staff member's phone
+        account stops working on the relay too; an active one's is sent again, so a role change
+        reaches the relay (who may start a 安否確認 there, issue 6)."""
         grant = await guest_store.get_grant(conn, staff_id)
         staff = await org_store.get_staff(conn, staff_id)
-        if grant is None or grant.status not in ("granted", "active") or staff is None or staff.status == "active":
+        if grant is None or grant.status not in ("granted", "active") or staff is None:
             return
         affiliation = await org_store.department_path(conn, staff.department_id)
-        account = dataclasses.replace(phone_account(grant, staff.display_name, affiliation), status="suspended",
-                                      enrol_token_sha256=None, enrol_expires_at=None)
+        account = phone_account(grant, staff.display_name, affiliation)
+        if staff.status != "active":
+            account = dataclasses.replace(account, status="suspended", enrol_token_sha256=None, enrol_expires_at=None)
         await self.enqueue(conn, account)
+
+    # --- 安否確認 on phones (issue 6) ---------------------------------------------------------------
+
+    async def _safety(self, conn: aiosqlite.Connection, type_: str, check_id: int) -> None:
+        """The phone-registered targets hear of a check, a reminder or the closing; nobody else's answers
+        and no room ever cross. A check that came from the relay is not sent back to it."""
+        check = await safety_store.get_check(conn, check_id)
+        if check is None:
+            return
+        if type_ == "safety.request":
+            if check.origin != "relay":
+                await self.enqueue_safety_request(conn, check)
+        elif type_ == "safety.reminder":
+            await self._in_chunks(conn, await store.unanswered_phone_targets(conn, check.id),
+                                  lambda members: env.SafetyRemind(check_id=check.id, origin_id=check.origin_id,
+                                                                   members=members))
+        elif check.closed_at is not None:
+            await self.enqueue(conn, env.SafetyClose(check_id=check.id, origin_id=check.origin_id,
+                                                     closed_at=check.closed_at))
+
+    async def enqueue_safety_request(self, conn: aiosqlite.Connection, check: SafetyCheck) -> None:
+        title = safety_text(check.title, env.MAX_SAFETY_TITLE_CHARS, multiline=False, fallback="安否確認")
+        message = safety_text(check.message, env.MAX_SAFETY_MESSAGE_CHARS, multiline=True,
+                              fallback=SAFETY_TEXT_WITHHELD if check.message.strip() else "")
+        questions = tuple(q for q in env.SAFETY_QUESTIONS if q in check.questions)
+        await self._in_chunks(conn, await store.phone_targets(conn, check.id),
+                              lambda members: env.SafetyRequest(
+                                  check_id=check.id, origin_id=check.origin_id, title=title, message=message,
+                                  questions=questions, started_at=check.started_at, members=members))
+
+    async def _in_chunks(self, conn: aiosqlite.Connection, staff_ids: list[int],
+                         build: Callable[[tuple[str, ...]], env.Payload]) -> None:
+        for start in range(0, len(staff_ids), env.MAX_SAFETY_MEMBERS):
+            chunk = staff_ids[start:start + env.MAX_SAFETY_MEMBERS]
+            await self.enqueue(conn, build(tuple(member_token("staff", s) for s in chunk)))
 
     # --- payloads --------------------------------------------------------------------------------
 
@@ -278,6 +353,10 @@ class BridgeOutbox:
             if staff is not None and staff.status == "active":
                 affiliation = await org_store.department_path(conn, staff.department_id)
                 await self.enqueue(conn, phone_account(grant, staff.display_name, affiliation))
+        for check_id in await store.open_safety_check_ids(conn, SAFETY_RESYNC_CHECKS):
+            check = await safety_store.get_check(conn, check_id)
+            assert check is not None
+            await self.enqueue_safety_request(conn, check)
         for room_id in await store.crossing_room_ids(conn):
             room = await room_store.get_room(conn, room_id)
             assert room is not None

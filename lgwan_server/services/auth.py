@@ -16,6 +16,7 @@ from datetime import timedelta
 import pyotp
 import segno
 
+from shared import totp
 from shared.timeutil import now_iso, parse_iso, to_iso, utcnow
 
 from ..config import AuthConfig
@@ -31,7 +32,7 @@ from .actor import Actor
 from .audit import AuditService
 from .passwords import Passwords
 
-TOTP_STEP = 30
+TOTP_STEP = totp.TOTP_STEP
 
 
 def token_hash(token: str) -> str:
@@ -197,15 +198,7 @@ class AuthService:
 
     def _match_totp(self, secret: str, code: str, last_step: int) -> int | None:
         """The time step ``code`` belongs to (±1 step for clock drift), if not used before."""
-        code = code.strip().replace(" ", "")
-        if not code.isdigit() or len(code) != 6:
-            return None
-        totp = pyotp.TOTP(secret)
-        current = int(time.time()) // TOTP_STEP
-        for step in (current - 1, current, current + 1):
-            if step > last_step and secrets.compare_digest(totp.generate_otp(step), code):
-                return step
-        return None
+        return totp.match_totp(secret, code, last_step, time.time())
 
     async def begin_totp(self, auth: Authenticated, ip: str) -> dict[str, str]:
         """Offer a new secret; the QR code is rendered here as SVG (no external service)."""

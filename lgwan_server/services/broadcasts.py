@@ -9,6 +9,7 @@ sender sees the roll-up by organisation and department and can re-notify those s
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from shared import limits
@@ -30,6 +31,8 @@ from .events import EventService
 from .messages import card_json
 from .rooms import RoomService
 from .safety import MANAGER_ROLES
+
+log = logging.getLogger(__name__)
 
 
 def broadcast_json(b: Broadcast) -> dict[str, Any]:
@@ -100,7 +103,13 @@ class BroadcastService:
                 await store.set_delivered(conn, broadcast_id, online, now_iso())
         task = asyncio.get_running_loop().create_task(write())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Delivery stamps are bookkeeping: a failure is logged, the broadcast itself stands.
+            log.error("recording broadcast delivery failed", exc_info=task.exception())
 
     async def inbox(self, staff_id: int) -> list[dict[str, Any]]:
         async with self.db.transaction("broadcast_fetch") as conn:

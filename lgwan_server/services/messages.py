@@ -142,11 +142,14 @@ class MessageService:
 
     async def post_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, sender_name: str, room_id: int,
                                   new: NewMessage, body: str, mentions: list[int], *,
-                                  attachment: tuple[str, str] | None = None) -> dict[str, Any]:
+                                  attachment: tuple[str, str] | None = None,
+                                  attachment_origin: str = "lgwan") -> dict[str, Any]:
         """The write half of ``post`` for a caller that checked access and holds the transaction.
 
         The relay bridge applies guest and staff-phone posts through here, so that the message and
         the bridge's inbox record commit together (exactly-once apply).
+        ``attachment_origin`` is ``'sanitized'`` for a file from the relay that the sanitizer rebuilt
+        (issue 3; ``bridge/files.py``), ``'lgwan'`` for a staff upload.
         """
         assert actor.staff_id is not None
         now = now_iso()
@@ -168,7 +171,7 @@ class MessageService:
             filename, sha256 = attachment
             att_id = await file_store.insert_attachment(conn, room_id=room_id, message_id=message_id,
                                                         uploader_id=actor.staff_id, filename=filename,
-                                                        sha256=sha256, origin="lgwan", now=now)
+                                                        sha256=sha256, origin=attachment_origin, now=now)
             att = await file_store.get_attachment(conn, att_id)
             assert att is not None
             attachments.append(att)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from shared import limits
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso
@@ -62,6 +64,12 @@ class SafetyService:
         self.events = events
         self.audit = audit
 
+    async def _to_relay(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any]) -> None:
+        """Tell the relay outbox hook (lgwan_server/bridge/outbox.py), when a relay is configured, in this
+        transaction: phones registered for mobile use get checks, reminders and closings (issue 6)."""
+        if self.events.outbox is not None:
+            await self.events.outbox(conn, type_, data, None, None)
+
     @staticmethod
     def require_manager(actor: Actor) -> None:
         if actor.role not in MANAGER_ROLES:
@@ -89,18 +97,42 @@ class SafetyService:
             raise AppError("invalid_request", field="target", reason="nobody_selected")
         target: dict[str, Any] = ({"staff": staff_ids} if staff_ids is not None else
                                   {"departments": department_ids} if department_ids is not None else {"all": True})
-        now = now_iso()
         async with self.db.transaction("safety_start") as conn:
-            check_id = await store.insert_check(conn, org_id=actor.org_id, title=clean_line(title)[:200],
-                                                message=clean_text(message)[:2000], questions=questions, target=target,
-                                                started_by=actor.staff_id, now=now, origin=via, origin_id=origin_id)
-            await store.insert_targets(conn, check_id, audience)
-            check = await store.get_check(conn, check_id)
-            assert check is not None
-            await self.events.emit_to_staff(conn, "safety.request", check_json(check), [s for s, _ in audience])
-            await self.audit.record(conn, actor, "safety.start", target_type="safety_check", target_id=check_id,
-                                    detail={"targets": len(audience), "target": target, "origin": via})
+            return await self.start_in_transaction(conn, actor, title=title, message=message, questions=questions,
+                                                   audience=audience, target=target, via=via, origin_id=origin_id)
+
+    async def start_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, *, title: str, message: str,
+                                   questions: list[str], audience: list[tuple[int, int | None]],
+                                   target: dict[str, Any], via: str, origin_id: str | None,
+                                   started_at: str | None = None) -> SafetyCheck:
+        """Create the check with its target snapshot and notify the targets, in the caller's transaction.
+
+        The relay bridge uses this for a check started on the relay (``via='relay'``, its origin id and
+        start time); the caller has checked the actor's role and resolved the audience.
+        """
+        assert actor.org_id is not None
+        check_id = await store.insert_check(conn, org_id=actor.org_id, title=clean_line(title)[:200],
+                                            message=clean_text(message)[:2000], questions=questions, target=target,
+                                            started_by=actor.staff_id, now=started_at or now_iso(), origin=via,
+                                            origin_id=origin_id)
+        await store.insert_targets(conn, check_id, audience)
+        check = await store.get_check(conn, check_id)
+        assert check is not None
+        await self.events.emit_to_staff(conn, "safety.request", check_json(check), [s for s, _ in audience])
+        await self.audit.record(conn, actor, "safety.start", target_type="safety_check", target_id=check_id,
+                                detail={"targets": len(audience), "target": target, "origin": via})
+        await self._to_relay(conn, "safety.request", {"check_id": check_id})
         return check
+
+    async def add_targets_in_transaction(self, conn: aiosqlite.Connection, check: SafetyCheck,
+                                         audience: list[tuple[int, int | None]]) -> int:
+        """Add people to a check's targets (the later parts of a long relay hand-over); returns how many."""
+        known = set(await store.target_ids(conn, check.id))
+        new = [(s, d) for s, d in audience if s not in known]
+        if new:
+            await store.insert_targets(conn, check.id, new)
+            await self.events.emit_to_staff(conn, "safety.request", check_json(check), [s for s, _ in new])
+        return len(new)
 
     async def answer(self, actor: Actor, check_id: int, answer: Answer, *, via: str = "web",
                      origin_id: str | None = None, answered_at: str | None = None) -> None:
@@ -117,15 +149,36 @@ class SafetyService:
         if origin_id is not None and await store.answer_by_origin(self.db, origin_id):
             return   # already applied (a relay answer delivered twice)
         async with self.db.transaction("safety_answer") as conn:
-            await store.upsert_answer(conn, check_id=check_id, staff_id=actor.staff_id, condition=answer.condition,
-                                      attend=answer.attend, eta_minutes=answer.eta_minutes,
-                                      location=clean_line(answer.location)[:200],
-                                      note=clean_text(answer.note)[: limits.MAX_MESSAGE_CHARS // 10], via=via,
-                                      now=answered_at or now_iso(), origin_id=origin_id)
-            if check.started_by is not None:
-                await self.events.emit(conn, "safety.answer", {"check_id": check_id, "staff_id": actor.staff_id,
-                                                               "condition": answer.condition},
-                                       staff_id=check.started_by)
+            await self.answer_in_transaction(conn, actor.staff_id, check, answer, via=via, origin_id=origin_id,
+                                             answered_at=answered_at)
+
+    async def answer_in_transaction(self, conn: aiosqlite.Connection, staff_id: int, check: SafetyCheck,
+                                    answer: Answer, *, via: str, origin_id: str | None,
+                                    answered_at: str | None) -> bool:
+        """Record an answer in the caller's transaction (the latest ``answered_at`` wins).
+
+        The caller has checked that ``staff_id`` is a target. False when this origin id was already
+        applied. A relay answer given before the check closed still counts (it was answered in time).
+        """
+        if answer.condition not in CONDITIONS or answer.attend not in ATTEND:
+            raise AppError("invalid_request", field="condition")
+        if answer.eta_minutes is not None and not 0 <= answer.eta_minutes <= 7 * 24 * 60:
+            raise AppError("invalid_request", field="eta_minutes")
+        at = answered_at or now_iso()
+        if check.closed_at is not None and at > check.closed_at:
+            raise AppError("invalid_transition", reason="closed")
+        if origin_id is not None and await store.answer_by_origin(conn, origin_id):
+            return False
+        await store.upsert_answer(conn, check_id=check.id, staff_id=staff_id, condition=answer.condition,
+                                  attend=answer.attend, eta_minutes=answer.eta_minutes,
+                                  location=clean_line(answer.location)[:200],
+                                  note=clean_text(answer.note)[: limits.MAX_MESSAGE_CHARS // 10], via=via,
+                                  now=at, origin_id=origin_id)
+        if check.started_by is not None:
+            await self.events.emit(conn, "safety.answer", {"check_id": check.id, "staff_id": staff_id,
+                                                           "condition": answer.condition},
+                                   staff_id=check.started_by)
+        return True
 
     async def dashboard(self, actor: Actor, check_id: int) -> dict[str, Any]:
         check = await self._managed(actor, check_id)
@@ -150,6 +203,7 @@ class SafetyService:
             await store.mark_reminded(conn, check_id, pending, now_iso())
             await self.audit.record(conn, actor, "safety.remind", target_type="safety_check", target_id=check_id,
                                     detail={"reminded": len(pending)})
+            await self._to_relay(conn, "safety.reminder", {"check_id": check_id})
         return len(pending)
 
     async def close(self, actor: Actor, check_id: int) -> None:
@@ -158,6 +212,7 @@ class SafetyService:
             if not await store.close_check(conn, check_id, now_iso()):
                 raise AppError("invalid_transition", reason="already_closed")
             await self.audit.record(conn, actor, "safety.close", target_type="safety_check", target_id=check_id)
+            await self._to_relay(conn, "safety.close", {"check_id": check_id})
 
     async def export(self, actor: Actor, check_id: int, fmt: str) -> tuple[str, bytes, str]:
         """Every target with their answer, as xlsx or CSV (name, 所属 at the start, answer)."""

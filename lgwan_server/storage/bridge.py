@@ -233,3 +233,45 @@ async def member_card(conn: aiosqlite.Connection, staff_id: int) -> tuple[str, s
     """(role, display_name, department_id) of a staff row."""
     row = await fetchone(conn, "SELECT role, display_name, department_id FROM staff WHERE id = ?", (staff_id,))
     return (row[0], row[1], row[2]) if row else None
+
+
+# --- 安否確認 for phones (issue 6) ------------------------------------------------------------------
+
+# A person "registered for phone use": an open mobile grant (may enrol, or enrolled) and active staff.
+_PHONE = ("JOIN mobile_grants g ON g.staff_id = {col} AND g.status IN ('granted', 'active')"
+          " JOIN staff s ON s.id = {col} AND s.status = 'active' AND s.role != 'guest'")
+
+
+async def phone_targets(conn: Source, check_id: int) -> list[int]:
+    """Targets of a check who are registered for phone use, by id."""
+    rows = await fetchall(conn, "SELECT t.staff_id FROM safety_targets t " + _PHONE.format(col="t.staff_id")
+                                + " WHERE t.check_id = ? ORDER BY t.staff_id", (check_id,))
+    return [int(r[0]) for r in rows]
+
+
+async def unanswered_phone_targets(conn: Source, check_id: int) -> list[int]:
+    """Phone-registered targets with no answer on LGWAN yet (who a reminder reaches on the relay)."""
+    rows = await fetchall(conn, "SELECT t.staff_id FROM safety_targets t " + _PHONE.format(col="t.staff_id")
+                                + " LEFT JOIN safety_answers a ON a.check_id = t.check_id AND a.staff_id = t.staff_id"
+                                  " WHERE t.check_id = ? AND a.staff_id IS NULL ORDER BY t.staff_id", (check_id,))
+    return [int(r[0]) for r in rows]
+
+
+async def phone_staff_among(conn: Source, org_id: int, staff_ids: list[int]) -> list[int]:
+    """Those of ``staff_ids`` who are active staff of ``org_id`` registered for phone use."""
+    found: list[int] = []
+    for start in range(0, len(staff_ids), 500):
+        chunk = staff_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = await fetchall(conn, "SELECT s.id FROM staff s JOIN mobile_grants g ON g.staff_id = s.id"
+                                    " AND g.status IN ('granted', 'active') WHERE s.status = 'active'"
+                                    f" AND s.role != 'guest' AND s.org_id = ? AND s.id IN ({marks})", (org_id, *chunk))
+        found.extend(int(r[0]) for r in rows)
+    return sorted(found)
+
+
+async def open_safety_check_ids(conn: Source, limit: int) -> list[int]:
+    """The newest open checks (for a full resync of the relay), oldest first."""
+    rows = await fetchall(conn, "SELECT id FROM safety_checks WHERE closed_at IS NULL ORDER BY id DESC LIMIT ?",
+                          (limit,))
+    return sorted(int(r[0]) for r in rows)

@@ -84,6 +84,12 @@ async def checks_for_staff(db: Source, staff_id: int, limit: int) -> list[tuple[
     return [(_check(r), bool(r[11])) for r in rows]
 
 
+async def target_ids(db: Source, check_id: int) -> list[int]:
+    """Everyone asked in a check."""
+    rows = await fetchall(db, "SELECT staff_id FROM safety_targets WHERE check_id = ?", (check_id,))
+    return [int(r[0]) for r in rows]
+
+
 async def is_target(db: Source, check_id: int, staff_id: int) -> bool:
     return await fetchone(db, "SELECT 1 FROM safety_targets WHERE check_id = ? AND staff_id = ?",
                           (check_id, staff_id)) is not None

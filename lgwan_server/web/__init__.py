@@ -19,6 +19,7 @@ from . import (
     records,
     rooms,
     safety,
+    sanitized,
     tasks,
     usage,
     ws,
@@ -26,6 +27,6 @@ from . import (
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (health, auth, directory, rooms, messages, files, ws, admin, admin_rooms, usage, records, safety,
+    for module in (health, auth, directory, rooms, messages, files, sanitized, ws, admin, admin_rooms, usage, records, safety,
                    broadcasts, notices, tasks, guests, pages):
         app.add_routes(module.routes)

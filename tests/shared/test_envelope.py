@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -61,7 +62,10 @@ def flip_payload(raw: bytes) -> bytes:
     return canonical_json(obj)
 
 
-FRESH = env.seal(message(), seq=1, signer=LGWAN_KEY)
+# The hostile samples are built at collection time; the test opens them "at" the same moment, so a
+# long test run cannot turn them into clock-skew refusals.
+SEALED_AT = utcnow()
+FRESH = env.seal(message(), seq=1, signer=LGWAN_KEY, now=SEALED_AT)
 
 
 @pytest.mark.parametrize(("raw", "code"), [
@@ -95,7 +99,7 @@ FRESH = env.seal(message(), seq=1, signer=LGWAN_KEY)
 ])
 def test_hostile_envelopes_are_refused(raw: bytes, code: str) -> None:
     with pytest.raises(env.EnvelopeError) as info:
-        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY)
+        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY, now=SEALED_AT)
     assert info.value.code == code
 
 
@@ -207,3 +211,111 @@ def test_payload_json_round_trip() -> None:
     assert env.payload_from_json("message.new", text) == message()
     with pytest.raises(env.EnvelopeError):
         env.payload_from_json("no.such.kind", text)
+
+
+# --- 安否確認 kinds (issue 6) -----------------------------------------------------------------------
+
+def safety_request(**changes: object) -> env.SafetyRequest:
+    base = env.SafetyRequest(check_id=4, origin_id=None, title="震度6弱 安否確認", message="状況を回答してください。\n訓練です。",
+                             questions=("condition", "attend"), started_at="2026-04-01T00:00:00.000Z",
+                             members=("s:12", "s:13"))
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def safety_answer(**changes: object) -> env.SafetyAnswer:
+    base = env.SafetyAnswer(origin_id="s:12:abc", check_id=4, check_origin_id=None, member="s:12", condition="safe",
+                            attend="yes", eta_minutes=30, location="自宅", note="徒歩で向かいます",
+                            answered_at="2026-04-01T00:05:00.000Z")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+SAFETY_SAMPLES: list[env.Payload] = [
+    safety_request(),
+    safety_request(origin_id="r:abc", members=tuple(f"s:{n}" for n in range(1, env.MAX_SAFETY_MEMBERS + 1))),
+    env.SafetyRemind(check_id=4, origin_id=None, members=("s:12",)),
+    env.SafetyClose(check_id=4, origin_id="r:abc", closed_at="2026-04-02T00:00:00.000Z"),
+    env.SafetyStart(origin_id="r:abc", started_by="s:3", title="地震", message="", questions=("condition",),
+                    started_at="2026-04-01T00:00:00.000Z", members=("s:3", "s:12")),
+    safety_answer(),
+    safety_answer(check_id=None, check_origin_id="r:abc", eta_minutes=None, location="", note=""),
+]
+
+
+def test_every_kind_is_in_exactly_one_allow_list() -> None:
+    for kind, cls in env.KINDS.items():
+        assert (kind in env.LGWAN_TO_RELAY) + (kind in env.RELAY_TO_LGWAN) == 1, kind
+        assert kind in env.ALLOWED[cls.DIRECTION]
+    assert {"safety.request", "safety.remind", "safety.close"} <= env.LGWAN_TO_RELAY
+    assert {"safety.start", "safety.answer"} <= env.RELAY_TO_LGWAN
+    assert env.__doc__ is not None and all(f"\n{kind} " in env.__doc__ for kind in env.KINDS)   # documented
+
+
+@pytest.mark.parametrize("payload", SAFETY_SAMPLES, ids=lambda p: p.KIND)
+def test_safety_kinds_round_trip_in_their_direction_only(payload: env.Payload) -> None:
+    signer, ring = (LGWAN_KEY, AT_RELAY) if payload.DIRECTION == env.LGWAN else (RELAY_KEY, AT_LGWAN)
+    raw = env.seal(payload, seq=1, signer=signer)
+    assert len(raw) <= MAX_ENVELOPE_BYTES
+    assert env.open_envelope(raw, expect_sender=payload.DIRECTION, keyring=ring).payload == payload
+    assert env.payload_from_json(payload.KIND, env.payload_json(payload)) == payload
+    other = env.RELAY if payload.DIRECTION == env.LGWAN else env.LGWAN
+    with pytest.raises(env.EnvelopeError) as info:     # the same kind claimed by the other tier
+        env.open_envelope(reseal({**json.loads(raw), "sender": other}, signer), expect_sender=other,
+                          keyring=AT_LGWAN if other == env.RELAY else AT_RELAY)
+    assert info.value.code == "kind_not_allowed"
+
+
+@pytest.mark.parametrize(("make", "change", "reason"), [
+    (safety_request, {"members": ["g:5"]}, "bad member"),                   # a guest is never a target
+    (safety_request, {"members": ["s:12", "s:12"]}, "repeated item"),
+    (safety_request, {"members": []}, "wrong number of items"),
+    (safety_request, {"members": [f"s:{n}" for n in range(1, env.MAX_SAFETY_MEMBERS + 2)]}, "wrong number of items"),
+    (safety_request, {"members": "s:12"}, "expected array"),
+    (safety_request, {"members": [12]}, "expected strings"),
+    (safety_request, {"members": [["s:12"]]}, "expected strings"),
+    (safety_request, {"members": ["s:0"]}, "bad member"),
+    (safety_request, {"members": ["s:12 "]}, "bad member"),
+    (safety_request, {"questions": ["attend"]}, "condition is always asked"),
+    (safety_request, {"questions": ["condition", "gps"]}, "not an allowed value"),
+    (safety_request, {"title": "<script>alert(1)</script>"}, "markup"),
+    (safety_request, {"title": "a\u202eb"}, "control_chars"),
+    (safety_request, {"message": "番号は 1234-5678-9018 です"}, "my_number"),
+    (safety_request, {"check_id": 0}, "out of range"),
+    (safety_answer, {"check_id": None}, "exactly one of"),
+    (safety_answer, {"check_origin_id": "r:abc"}, "exactly one of"),
+    (safety_answer, {"member": "g:5"}, "bad member"),
+    (safety_answer, {"condition": "fine"}, "not an allowed value"),
+    (safety_answer, {"attend": "maybe"}, "not an allowed value"),
+    (safety_answer, {"eta_minutes": env.MAX_SAFETY_ETA_MINUTES + 1}, "out of range"),
+    (safety_answer, {"eta_minutes": -1}, "out of range"),
+    (safety_answer, {"eta_minutes": True}, "expected integer"),
+    (safety_answer, {"location": "1階\n2階"}, "control_chars"),               # one line
+    (safety_answer, {"location": "x" * (env.MAX_SAFETY_LOCATION_CHARS + 1)}, "too long"),
+    (safety_answer, {"note": "<img src=x onerror=alert(1)>"}, "markup"),
+    (safety_answer, {"note": "\x1b[31m赤"}, "control_chars"),
+    (safety_answer, {"note": "マイナンバー123456789018"}, "my_number"),
+    (safety_answer, {"answered_at": "yesterday"}, "not a UTC timestamp"),
+    (safety_answer, {"origin_id": "../../etc"}, "bad token"),
+])
+def test_hostile_safety_payloads_are_refused(make: object, change: dict, reason: str) -> None:
+    payload = make()  # type: ignore[operator]
+    with pytest.raises(env.EnvelopeError) as info:
+        type(payload).from_wire({**payload.to_wire(), **change})
+    assert info.value.code == "bad_payload" and reason in str(info.value)
+    # …and at the receiver, after the signature: consumed as refused, never applied.
+    signer, ring = (LGWAN_KEY, AT_RELAY) if payload.DIRECTION == env.LGWAN else (RELAY_KEY, AT_LGWAN)
+    raw = env.seal(payload, seq=3, signer=signer)
+    hostile = reseal({**json.loads(raw), "payload": {**payload.to_wire(), **change}}, signer)
+    with pytest.raises(env.EnvelopeError) as opened:
+        env.open_envelope(hostile, expect_sender=payload.DIRECTION, keyring=ring)
+    assert opened.value.code == "bad_payload" and opened.value.verified is not None
+
+
+def test_a_phone_account_says_whether_it_may_start_a_check() -> None:
+    upsert = env.AccountUpsert(account="s:3", kind="staff", display_name="危機 管理", affiliation="危機管理課",
+                               status="active", enrol_token_sha256=None, enrol_expires_at=None, expires_at=None,
+                               device_approval=True, safety_manager=True)
+    wire = upsert.to_wire()
+    assert wire["safety_manager"] is True and env.AccountUpsert.from_wire(wire) == upsert
+    for bad in ({**wire, "safety_manager": 1}, {k: v for k, v in wire.items() if k != "safety_manager"}):
+        with pytest.raises(env.EnvelopeError):
+            env.AccountUpsert.from_wire(bad)

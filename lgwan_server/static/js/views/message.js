@@ -8,6 +8,7 @@ import { t } from "../i18n.js";
 import { announce } from "../notify.js";
 import { state } from "../state.js";
 import { messageMenu, showAcks, showHistory } from "./actions.js";
+import { sanitizedBadge } from "./sanitized.js";
 
 export const REACTIONS = [
   ["like", "👍"], ["ok", "🙆"], ["thanks", "🙏"], ["understood", "👌"], ["done", "✅"],
@@ -131,12 +132,12 @@ export class MessageView {
     const link = h("a", { href: `/api/files/${encodeURIComponent(a.id)}`, download: name, class: "file-link" },
       h("span", { class: "file-icon", "aria-hidden": "true", text: "📎" }),
       h("span", { class: "file-name", text: name }),
-      h("span", { class: "file-size", text: ` (${fileSize(a.size)})` }),
-      a.origin === "sanitized" ? h("span", { class: "tag", text: t("msg.sanitized") }) : null);
+      h("span", { class: "file-size", text: ` (${fileSize(a.size)})` }));
     const preview = IMAGE_TYPES.has(a.mime)
       ? h("img", { class: "preview", src: `/api/files/${encodeURIComponent(a.id)}?inline=1`, alt: name,
         loading: "lazy" }) : null;
-    return h("li", {}, preview, link);
+    // A file from a guest or phone: rebuilt by the sanitizer; the badge opens its report (issue 3).
+    return h("li", {}, preview, link, a.origin === "sanitized" ? sanitizedBadge(a) : null);
   }
 
   renderReactions() {
