@@ -1,4 +1,4 @@
--- 0004: 公文書管理 — retention classes, 行政文書 marks, legal holds, disposal with tombstones.
+-- 0003: 公文書管理 — retention classes, 行政文書 marks, legal holds, disposal with tombstones.
 
 -- Each organisation's own retention table (its 文書管理規程), seeded with 1年未満/1年/3年/5年/10年/30年.
 CREATE TABLE retention_classes (

@@ -1,4 +1,4 @@
--- 0005: municipal operations — 安否確認, 一斉送信, 確認必須, お知らせ/掲示板, tasks, polls.
+-- 0004: municipal operations — 安否確認, 一斉送信, 確認必須, お知らせ/掲示板, tasks, polls.
 
 -- 安否確認 (safety confirmation): who was asked is fixed when it starts (the target snapshot).
 CREATE TABLE safety_checks (

@@ -1,4 +1,4 @@
--- 0003: the relay link (issue 5) — durable outbox and inbox of signed envelopes, link state,
+-- 0002: the relay link (issue 5) — durable outbox and inbox of signed envelopes, link state,
 -- rooms mirrored to the relay, guests, staff-phone grants and registered devices.
 -- (0002 is reserved for another change.)
 

@@ -1,4 +1,4 @@
--- 0006: files from guests and staff phones (issue 3, item 9). Only files the sanitizer rebuilt and signed
+-- 0005: files from guests and staff phones (issue 3, item 9). Only files the sanitizer rebuilt and signed
 -- arrive (file.sanitized + file.chunk envelopes); they are staged here, checked (signature, SHA-256,
 -- type and structure in a confined worker), and only then stored as a blob and posted with origin
 -- 'sanitized'. The row stays afterwards: it holds the report staff open, and its job_id makes each
