@@ -7,8 +7,8 @@ CREATE TABLE safety_checks (
     title           TEXT NOT NULL,                -- e.g. 【訓練】震度6弱 安否確認
     message         TEXT NOT NULL DEFAULT '',     -- instructions shown to staff
     questions       TEXT NOT NULL,                -- JSON list of question codes asked: condition, attend, eta, location, note
-    target          TEXT NOT NULL,                -- JSON {"all": true} | {"departments": [...]} | {"staff": [...]}
-    started_by      INTEGER REFERENCES staff(id), -- NULL when started on the relay during an LGWAN outage
+    target          TEXT NOT NULL,                -- JSON {"all": true} | {"departments": [...]} | {"staff": [...]} | {"relay_phones": true}
+    started_by      INTEGER REFERENCES staff(id), -- who started it (a relay-started check: the phone user LGWAN verified)
     started_at      TEXT NOT NULL,                -- when
     closed_at       TEXT,                         -- NULL while open
     origin          TEXT NOT NULL DEFAULT 'lgwan',-- 'lgwan' or 'relay' (started on the relay while LGWAN was down)
