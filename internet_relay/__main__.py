@@ -21,6 +21,7 @@ from aiohttp import web
 
 from shared.config import ConfigError
 from shared.logsetup import setup_logging
+from shared.tlsctx import server_context
 
 from .app import create_app, create_queue_app
 from .config import RelayConfig, load_config
@@ -73,9 +74,7 @@ def wipe(cfg: RelayConfig, *, yes: bool, force: bool) -> int:
 def _tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     if not cert or not key:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx = server_context(cert, key)
     return ctx
 
 

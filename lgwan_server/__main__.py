@@ -15,7 +15,6 @@ import logging
 import os
 import resource
 import signal
-import ssl
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from shared.config import ConfigError
 from shared.logsetup import setup_logging
+from shared.tlsctx import server_context
 
 from .app import create_app
 from .config import LgwanConfig, load_config
@@ -94,9 +94,7 @@ async def _serve(cfg: LgwanConfig) -> None:
     await runner.setup()
     ssl_ctx = None
     if cfg.server.tls_cert and cfg.server.tls_key:
-        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ssl_ctx.load_cert_chain(cfg.server.tls_cert, cfg.server.tls_key)
+        ssl_ctx = server_context(cfg.server.tls_cert, cfg.server.tls_key)
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port, ssl_context=ssl_ctx)
     await site.start()
     port = runner.addresses[0][1]

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bootstrap.sh
 # chromium (Debian's) for the browser tests; Playwright drives it and never downloads its own.
-source scripts/bootstrap.sh "all,test" "chromium fonts-noto-cjk fonts-noto-color-emoji"
+source scripts/bootstrap.sh "all,test" "chromium fonts-noto-cjk fonts-noto-color-emoji nftables iproute2 nginx-light"
 
 kk_log "ruff"
 ruff check .

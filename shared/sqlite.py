@@ -27,7 +27,6 @@ from typing import Any, ClassVar, Self, Union
 import aiosqlite
 
 from .tasks import finish
-
 from .timeutil import now_iso
 
 log = logging.getLogger(__name__)
