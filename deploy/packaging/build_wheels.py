@@ -93,11 +93,10 @@ IMPORT_TO_DIST = {
     "aiohttp": "aiohttp", "aiosqlite": "aiosqlite", "argon2": "argon2-cffi", "pyotp": "pyotp",
     "segno": "segno", "jsonschema": "jsonschema", "yaml": "pyyaml", "magic": "python-magic",
     "openpyxl": "openpyxl", "pikepdf": "pikepdf", "PIL": "pillow", "defusedxml": "defusedxml",
-    "cryptography": "cryptography",
+    "cryptography": "cryptography", "referencing": "referencing",
 }
-# Imported directly but installed by a declared dependency (jsonschema >= 4.18 requires referencing).
-# Better declared explicitly in pyproject.toml; until then the build accepts it through its parent.
-PROVIDED_BY = {"referencing": "jsonschema"}
+# Imported directly but installed by a declared dependency (none at present; kept for such cases).
+PROVIDED_BY: dict[str, str] = {}
 
 DATA_EXCLUDE = re.compile(r"(^|/)(__pycache__|\.mypy_cache)(/|$)|\.py[co]$")
 
