@@ -107,7 +107,7 @@ def test_relay_key_cannot_speak_for_lgwan() -> None:
     """A compromised relay holds only its own key: envelopes it signs as 'lgwan' do not verify."""
     forged = reseal({**json.loads(FRESH), "key_id": RELAY_KEY.key_id}, signer=RELAY_KEY)
     with pytest.raises(env.EnvelopeError) as info:
-        env.open_envelope(forged, expect_sender=env.LGWAN, keyring=AT_RELAY)
+        env.open_envelope(forged, expect_sender=env.LGWAN, keyring=AT_RELAY, now=SEALED_AT)
     assert info.value.code == "unknown_key"
 
 
@@ -191,18 +191,18 @@ def test_my_number_never_crosses() -> None:
     assert "my_number" in str(info.value)
     raw = reseal({**json.loads(FRESH), "payload": {**message().to_wire(), "body": "123456789018"}})
     with pytest.raises(env.EnvelopeError) as refused:
-        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY)
+        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY, now=SEALED_AT)
     assert refused.value.code == "bad_payload" and refused.value.verified is not None
 
 
 def test_failures_after_the_signature_carry_the_verified_header() -> None:
     """So the receiver may trust the seq of a well-signed envelope with a bad payload (and consume it)."""
     with pytest.raises(env.EnvelopeError) as before:
-        env.open_envelope(flip_payload(FRESH), expect_sender=env.LGWAN, keyring=AT_RELAY)
+        env.open_envelope(flip_payload(FRESH), expect_sender=env.LGWAN, keyring=AT_RELAY, now=SEALED_AT)
     assert before.value.verified is None
     raw = reseal({**json.loads(FRESH), "seq": 9, "payload": {**message().to_wire(), "extra": 1}})
     with pytest.raises(env.EnvelopeError) as after:
-        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY)
+        env.open_envelope(raw, expect_sender=env.LGWAN, keyring=AT_RELAY, now=SEALED_AT)
     assert after.value.verified is not None and after.value.verified["seq"] == 9
 
 
