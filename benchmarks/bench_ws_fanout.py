@@ -623,8 +623,8 @@ class Bench:
             prefix, suffix = template[:i], template[i + MARKER_WIDTH:]
             res.notes.append(f"bare frames use a real Kakehashi frame ({len(template)} B) as template")
         else:
-            filler = "x" * max(0, self.args.bare_bytes - MARKER_WIDTH - 60)
             prefix = b'{"id":1,"type":"message.new","room_id":1,"data":{"body":"'
+            filler = "x" * max(0, self.args.bare_bytes - len(prefix) - MARKER_WIDTH - 4)
             suffix = f' {filler}"}}}}'.encode()
             res.notes.append(f"bare frames are synthetic (~{self.args.bare_bytes} B): no Kakehashi sample frame")
         posters = self.posters
@@ -843,7 +843,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drain-seconds", type=float, default=30.0, help="longest wait for deliveries after posting")
     p.add_argument("--quiet-seconds", type=float, default=3.0, help="stop draining after this long without a delivery")
     p.add_argument("--phases", default="kakehashi,bare", help="comma list: kakehashi,bare (default both)")
-    p.add_argument("--bare-bytes", type=int, default=700, help="bare frame size when there is no Kakehashi sample")
+    p.add_argument("--bare-bytes", type=int, default=530,
+                   help="bare frame size when there is no Kakehashi sample (default 530, a typical message.new)")
     p.add_argument("--no-client-msg-id", action="store_true", help="post without client_msg_id (skips the dedupe step)")
     p.add_argument("--deflate", action="store_true",
                    help="clients offer permessage-deflate as browsers do (costly for both sides; see README)")
