@@ -21,7 +21,9 @@ from pathlib import Path
 from aiohttp import web
 
 from shared.config import ConfigError
+from shared.gcpolicy import configure_for_server
 from shared.logsetup import setup_logging
+from shared.segment import EX_CONFIG, SegmentError, check_segment
 from shared.tlsctx import server_context
 
 from .app import create_app
@@ -66,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(cfg.logging.level, cfg.logging.format)
     command = args.command or "serve"
+    if command in ("serve", "migrate"):
+        try:
+            check_segment("lgwan_server")     # 三層分離: this tier runs on LGWAN接続系 only
+        except SegmentError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EX_CONFIG
     if command == "serve":
         serve(cfg)
         return 0
@@ -97,6 +105,7 @@ async def _serve(cfg: LgwanConfig) -> None:
         ssl_ctx = server_context(cfg.server.tls_cert, cfg.server.tls_key)
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port, ssl_context=ssl_ctx)
     await site.start()
+    configure_for_server()     # rare full GC pauses with thousands of sockets (see shared/gcpolicy.py)
     port = runner.addresses[0][1]
     if cfg.server.port_file:
         tmp = cfg.server.port_file.with_suffix(".tmp")

@@ -10,6 +10,7 @@ The queues, writers and closing are ``shared.wshub`` (the relay's hub uses the s
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 
 from aiohttp import web
@@ -25,8 +26,9 @@ class Connection(Socket[int]):
 
     __slots__ = ()
 
-    def __init__(self, staff_id: int, session_id: int, ws: web.WebSocketResponse) -> None:
-        super().__init__(staff_id, session_id, ws, WS_SEND_QUEUE)
+    def __init__(self, staff_id: int, session_id: int, ws: web.WebSocketResponse,
+                 transport: asyncio.Transport | None = None) -> None:
+        super().__init__(staff_id, session_id, ws, WS_SEND_QUEUE, transport)
 
     @property
     def staff_id(self) -> int:
@@ -71,6 +73,10 @@ class Hub(SocketHub[int, Connection]):
         else:
             return
         self._fan_out(targets, (event_id, text))
+
+    def publish_to(self, event_id: int, staff_ids: list[int], text: str) -> None:
+        """One event for many people (its recipients were written with it): one frame for all."""
+        self._fan_out(staff_ids, (event_id, text))
 
     def close_staff(self, staff_id: int, reason: str) -> int:
         """Close every socket of a staff member (suspension, retirement, admin action)."""

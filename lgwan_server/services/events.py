@@ -51,15 +51,16 @@ class EventService:
 
     async def emit_to_staff(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any],
                             staff_ids: list[int]) -> int:
-        """The same personal event for many people (安否確認, 一斉送信): one batch insert, one fan-out."""
+        """The same event for many people (安否確認, 一斉送信): one row and its recipient list, one frame
+        for every socket. Returns the event id (0 when nobody is addressed)."""
+        staff_ids = list(dict.fromkeys(staff_ids))
         if not staff_ids:
             return 0
         payload = dumps(data)
-        pairs = await store.insert_personal_events(conn, staff_ids, type_, payload, now_iso())
-        frames = [(event_id, staff_id, frame(event_id, type_, None, payload)) for event_id, staff_id in pairs]
-
-        def publish() -> None:
-            for event_id, staff_id, text in frames:
-                self.hub.publish(event_id, None, staff_id, text)
-        self.db.after_commit(publish)
-        return len(frames)
+        if len(staff_ids) == 1:     # a plain personal event (not through the relay outbox: see emit)
+            event_id = await store.insert_event(conn, None, staff_ids[0], type_, payload, now_iso())
+        else:
+            event_id = await store.insert_audience_event(conn, staff_ids, type_, payload, now_iso())
+        text = frame(event_id, type_, None, payload)
+        self.db.after_commit(lambda: self.hub.publish_to(event_id, staff_ids, text))
+        return event_id

@@ -122,22 +122,25 @@ class MessageService:
         mentions = sorted(set(new.mentions))
         if len(mentions) > limits.MAX_MENTIONS_PER_MESSAGE:
             raise AppError("too_many_mentions", max=limits.MAX_MENTIONS_PER_MESSAGE)
-        if new.client_msg_id is not None:
-            async with self.db.transaction("post_dedupe") as conn:
-                existing = await store.get_by_client_id(conn, actor.staff_id, new.client_msg_id)
-            if existing is not None:
-                if existing.room_id != room_id:
-                    raise AppError("conflict", reason="client_msg_id_reused")
-                return await self.render_one(existing)
-        if not self.post_limiter.allow(actor.staff_id):
-            raise AppError("rate_limited")
         for staff_id in mentions:
             if not self.rooms.hub.is_member(room_id, staff_id):
                 raise AppError("mention_not_member", staff_id=staff_id)
+        # One writer transaction for the retry check and the insert: a retry finds its message (and is
+        # not rate-limited); two concurrent retries cannot both insert.
+        existing: Message | None = None
         async with self.db.transaction("post_message") as conn:
-            data = await self.post_in_transaction(conn, actor, sender.display_name, room_id, new, body, mentions,
-                                                  attachment=attachment)
+            if new.client_msg_id is not None:
+                existing = await store.get_by_client_id(conn, actor.staff_id, new.client_msg_id)
+            if existing is None:
+                if not self.post_limiter.allow(actor.staff_id):
+                    raise AppError("rate_limited")
+                data = await self.post_in_transaction(conn, actor, sender.display_name, room_id, new, body,
+                                                      mentions, attachment=attachment)
         del access
+        if existing is not None:
+            if existing.room_id != room_id:
+                raise AppError("conflict", reason="client_msg_id_reused")
+            return await self.render_one(existing)
         return data
 
     async def post_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, sender_name: str, room_id: int,
@@ -180,8 +183,10 @@ class MessageService:
                                             "mime": att.mime})
         # Posting means the sender has seen everything up to their own message.
         await room_store.advance_cursor(conn, room_id, actor.staff_id, seq, now)
-        msg = await store.get_message(conn, message_id)
-        assert msg is not None
+        msg = Message(id=message_id, room_id=room_id, seq=seq, thread_root_id=new.thread_root_id,
+                      sender_id=actor.staff_id, sender_affiliation=actor.affiliation, body=body,
+                      important=new.important, mention_room=new.mention_room, client_msg_id=new.client_msg_id,
+                      created_at=now, edited_at=None, deleted_at=None, reply_count=0)
         data = message_json(msg, sender_name, mentions=mentions, attachments=attachments, read_count=0)
         await self.events.emit(conn, "message.new", data, room_id=room_id)
         if new.thread_root_id is not None:

@@ -309,20 +309,20 @@ async def list_staff_admin(db: Source, org_id: int, status: str | None, limit: i
 
 
 async def department_path(db: Source, department_id: int | None) -> str:
-    """'総務部 総務課' — the 所属 string stored with each message and audit entry."""
+    """'総務部 総務課' — the 所属 string stored with each message and audit entry.
+
+    One query walking up the tree (every request's auth needs it); the depth bound stops a
+    corrupted cycle.
+    """
     if department_id is None:
         return ""
-    names: list[str] = []
-    current: int | None = department_id
-    for _ in range(8):  # the tree is shallow; the bound stops a corrupted cycle
-        if current is None:
-            break
-        row = await fetchone(db, "SELECT parent_id, name FROM departments WHERE id = ?", (current,))
-        if row is None:
-            break
-        names.append(row["name"])
-        current = row["parent_id"]
-    return " ".join(reversed(names))
+    rows = await fetchall(
+        db, "WITH RECURSIVE up(parent_id, name, depth) AS ("
+            " SELECT parent_id, name, 0 FROM departments WHERE id = ?"
+            " UNION ALL SELECT d.parent_id, d.name, up.depth + 1 FROM departments d JOIN up ON d.id = up.parent_id"
+            " WHERE up.depth < 7)"
+            " SELECT name FROM up ORDER BY depth DESC", (department_id,))
+    return " ".join(r[0] for r in rows)
 
 
 async def active_staff_ids_in_departments(conn: aiosqlite.Connection, department_ids: list[int]) -> list[int]:

@@ -41,7 +41,7 @@ FAST_AUTH = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 8192, "argon2_para
 # Tables whose contents a rejected request must leave alone.
 CONTENT_TABLES = ("organisations", "departments", "ranks", "staff", "staff_assignments", "rooms", "room_orgs",
                   "room_members", "messages", "message_edits", "mentions", "reactions", "pins", "blobs",
-                  "attachments", "events", "audit_log")
+                  "attachments", "events", "event_recipients", "audit_log")
 _MISSING: Any = object()
 
 
@@ -284,7 +284,8 @@ class ServerProcess:
         out = {}
         with self.db() as conn:
             for table in tables:
-                key = "rowid" if table not in ("room_members", "mentions", "reactions", "pins", "blobs", "room_orgs") \
+                key = "rowid" if table not in ("room_members", "mentions", "reactions", "pins", "blobs", "room_orgs",
+                                               "event_recipients") \
                     else "0"
                 out[table] = tuple(conn.execute(f"SELECT count(*), coalesce(max({key}), 0) FROM {table}").fetchone())
         return out  # type: ignore[return-value]

@@ -12,8 +12,9 @@ def visible_event_ids(server: ServerProcess, staff_id: int, after: int) -> list[
     """What the database says this person may see after ``after``: their rooms' events and their own."""
     return [r[0] for r in server.query(
         "SELECT id FROM events WHERE id > ? AND ((staff_id IS NULL AND room_id IN"
-        " (SELECT room_id FROM room_members WHERE staff_id = ?)) OR staff_id = ?) ORDER BY id",
-        (after, staff_id, staff_id))]
+        " (SELECT room_id FROM room_members WHERE staff_id = ?)) OR staff_id = ?"
+        " OR id IN (SELECT event_id FROM event_recipients WHERE staff_id = ?)) ORDER BY id",
+        (after, staff_id, staff_id, staff_id))]
 
 
 async def test_reconnect_with_since_replays_exactly_once(demo_server: ServerProcess, people: Roster,
@@ -137,3 +138,38 @@ async def test_client_vanishing_during_replay_is_not_a_server_error(make_server:
     # The server is fine and the person can resume properly.
     ws = await v.ws(since=since)
     assert [f["id"] for f in ws.replayed] == visible_event_ids(server, victim.id, since)
+
+
+async def test_one_event_for_many_recipients_reaches_only_them_live_and_on_resume(
+        make_server: Callable[..., ServerProcess], clients: ClientFactory, roster: Roster) -> None:
+    """一斉送信 to a department: one event row with its recipient list. Members of the department get it
+    live and, when they were away, on resume; someone outside it gets it neither way."""
+    server = make_server()
+    admin = await clients.admin(server)
+    inside, away = roster.take(2, same_department=True)
+    outside = roster.one(outside=(inside,))
+    here, back, other = [await clients.staff(server, p) for p in (inside, away, outside)]
+    ws_here, ws_other = await here.ws(), await other.ws()
+    ws_away = await back.ws()
+    since = ws_away.hello["last_event_id"] if ws_away.hello else 0
+    await ws_away.close()
+
+    sent = (await admin.post("/api/broadcasts", json={"title": "避難所開設", "body": "第二体育館を開設しました。",
+                                                      "department_ids": [inside.department_id]}, expect=201)).data
+    live = await ws_here.wait_for(lambda f: f.get("type") == "broadcast.new")
+    assert live["data"]["id"] == sent["id"]
+    event_id = live["id"]
+    assert server.scalar("SELECT count(*) FROM events WHERE id = ?", (event_id,)) == 1
+    recipients = server.scalar("SELECT count(*) FROM event_recipients WHERE event_id = ?", (event_id,))
+    assert recipients == server.scalar("SELECT count(*) FROM staff WHERE department_id = ? AND status = 'active'",
+                                       (inside.department_id,))
+
+    resumed = await back.ws(since=since)
+    assert [f["id"] for f in resumed.replayed if f.get("type") == "broadcast.new"] == [event_id]
+    assert [f["id"] for f in resumed.replayed] == visible_event_ids(server, away.id, since)
+
+    await here.say((await here.create_room("確認用", [outside]))["id"], "区切り")   # something other does get
+    seen = await ws_other.wait_for(lambda f: f.get("type") == "message.new")
+    assert all(f.get("type") != "broadcast.new" for f in ws_other.events) and seen
+    other_resume = await other.ws(since=since)
+    assert event_id not in {f["id"] for f in other_resume.replayed}

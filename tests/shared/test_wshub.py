@@ -135,3 +135,131 @@ async def test_the_tiers_build_on_it() -> None:
     assert staff_hub.close_staff(11, "suspended") == 1
     await settle()
     assert ws(guest).closed == [] and ws(staff).closed == [CLOSE_SESSION_ENDED]  # type: ignore[arg-type]
+
+
+# --- real sockets: the direct-write fast path ---------------------------------------------------
+
+async def _real_hub_server(hub: Hub, ready: asyncio.Queue[Socket[str]]):  # type: ignore[no-untyped-def]
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        conn: Socket[str] = Socket("a", 1, ws, 10_000, request.transport)
+        hub.register(conn)
+        hub.start_writer(conn)
+        await ready.put(conn)
+        async for _ in ws:
+            pass
+        hub.unregister(conn)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+async def test_direct_frames_decode_at_every_length_boundary() -> None:
+    """``text_frame`` against aiohttp's own reader: 7-bit, 16-bit and 64-bit lengths, non-ASCII."""
+    import aiohttp
+
+    hub, ready = Hub(), asyncio.Queue()  # type: ignore[var-annotated]
+    server = await _real_hub_server(hub, ready)
+    try:
+        async with aiohttp.ClientSession() as session, session.ws_connect(server.make_url("/ws")) as client:
+            conn = await ready.get()
+            assert conn.transport is not None                  # uncompressed: direct writes enabled
+            texts = ["", "x" * 125, "y" * 126, "z" * 65_535, "w" * 65_536, "架け橋" * 30_000]
+            for text in texts:
+                hub.publish(["a"], text)
+            got = [await client.receive_str(timeout=10) for _ in texts]
+            assert got == texts
+            assert hub.delivered == len(texts)
+    finally:
+        await server.close()
+
+
+class FakeTransport:
+    """Records what is written; ``backlog`` stands for bytes the kernel has not taken yet."""
+
+    def __init__(self, out: list[str]) -> None:
+        self.out, self.backlog = out, 0
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data[2:].decode())             # the tests' frames are < 126 bytes
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+
+class DrainingWs(FakeWs):
+    """An uncompressed socket whose ``send_str`` writes, then waits for drain like aiohttp's."""
+
+    compress = 0
+
+    def __init__(self, out: list[str]) -> None:
+        super().__init__()
+        self.out, self.drained = out, asyncio.Event()
+        self.drained.set()
+
+    async def send_str(self, text: str) -> None:
+        self.out.append(text)
+        await self.drained.wait()
+
+
+async def test_a_direct_write_never_overtakes_a_queued_frame() -> None:
+    """The fast path writes to the transport only when nothing is queued and the writer is idle:
+    after a backlog, a frame published while the writer still waits for drain is queued behind."""
+    from shared.wshub import DIRECT_WRITE_HIGH_WATER
+
+    out: list[str] = []
+    ws_, transport = DrainingWs(out), FakeTransport(out)
+    hub = Hub()
+    conn: Socket[str] = Socket("a", 1, ws_, 100, transport)  # type: ignore[arg-type]
+    hub.register(conn)
+    hub.start_writer(conn)
+    await settle()
+    hub.publish(["a"], "1")                              # idle, no backlog: written directly
+    assert out == ["1"] and conn.queue.empty()
+    # The writer is inside a send (waiting for drain) with nothing queued.
+    transport.backlog = DIRECT_WRITE_HIGH_WATER          # the client stopped reading
+    ws_.drained.clear()
+    hub.publish(["a"], "2")                              # queued; the writer sends it, then waits
+    await settle()
+    assert out == ["1", "2"] and conn.busy and conn.queue.empty()
+    transport.backlog = 0                                # the kernel took the bytes, the writer not yet
+    hub.publish(["a"], "3")                              # must wait for the writer
+    assert out == ["1", "2"] and conn.queue.qsize() == 1
+    ws_.drained.set()
+    await settle()
+    assert out == ["1", "2", "3"] and not conn.busy
+    # A frame is queued and the writer has not run yet.
+    transport.backlog = DIRECT_WRITE_HIGH_WATER
+    hub.publish(["a"], "4")
+    transport.backlog = 0
+    hub.publish(["a"], "5")                              # must not overtake "4"
+    await settle()
+    assert out == ["1", "2", "3", "4", "5"]
+    hub.publish(["a"], "6")                              # idle again: direct
+    assert out[-1] == "6" and conn.queue.empty() and hub.delivered == 6
+
+
+async def test_held_frames_and_unstarted_writers_never_take_the_direct_path() -> None:
+    out: list[str] = []
+    hub = Hub()
+    conn: Socket[str] = Socket("a", 1, DrainingWs(out), 100, FakeTransport(out))  # type: ignore[arg-type]
+    hub.register(conn)
+    hub.publish(["a"], "during replay", seq=5)          # the resume replay is still running
+    assert out == [] and conn.queue.qsize() == 1
+    hub.start_writer(conn, already_sent_up_to=5)
+    await settle()
+    hub.publish(["a"], "replayed already", seq=5)
+    hub.publish(["a"], "new", seq=6)
+    await settle()
+    assert out == ["new"]
