@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from sanitizer.detect import REBUILDERS, detect
 from sanitizer.errors import Code, Refused
 from sanitizer.libmagic import Detector
 from sanitizer.limits import Limits
 from sanitizer.report import Removed
+from sanitizer.source import Source
 from sanitizer.verify import verify
 
 _MALFORMED: dict[str, Code] = {
@@ -41,7 +43,8 @@ class Outcome:
         detail: fixed phrase narrowing the reason (never file content).
         detected: the type the input was recognised as, if it got that far.
         kind: type of ``data`` (rebuild step only).
-        data: the rebuilt bytes (rebuild step, when OK).
+        data: the rebuilt bytes (rebuild step, when OK and not written to a sink).
+        size: length of the rebuilt file (rebuild step, when OK), wherever it is.
         removed: tally of removed content (rebuild step).
         findings: verify step: what was found in the output.
     """
@@ -53,9 +56,16 @@ class Outcome:
     data: bytes | None = None
     removed: Mapping[Removed, int] = field(default_factory=dict)
     findings: tuple[str, ...] = ()
+    size: int = 0
 
 
-def rebuild_untrusted(untrusted: bytes, declared_name: str, limits: Limits, detector: Detector) -> Outcome:
+def rebuild_untrusted(
+    untrusted: bytes | Source,
+    declared_name: str,
+    limits: Limits,
+    detector: Detector,
+    sink: BinaryIO | None = None,
+) -> Outcome:
     """Detect the type of ``untrusted`` and rebuild it.
 
     Args:
@@ -63,10 +73,14 @@ def rebuild_untrusted(untrusted: bytes, declared_name: str, limits: Limits, dete
         declared_name: the name the sender gave; its extension must match the content.
         limits: resource and size limits.
         detector: libmagic handles.
+        sink: if given, the rebuilt file is written into this binary file (the worker's
+            output memfd) and ``Outcome.data`` stays ``None``; without it the bytes are
+            returned in ``Outcome.data``.
 
     Returns:
-        ``Outcome`` with the rebuilt bytes, or a refusal.
+        ``Outcome`` with the rebuilt bytes (or their size, with a sink), or a refusal.
     """
+    untrusted = Source.of(untrusted)
     if len(untrusted) > limits.max_input_bytes:
         return Outcome(Code.TOO_LARGE, "input over max_input_bytes")
     try:
@@ -79,7 +93,7 @@ def rebuild_untrusted(untrusted: bytes, declared_name: str, limits: Limits, dete
         return Outcome(Code.UNSUPPORTED_TYPE, f"unexpected {type(exc).__name__} in detection")
     kind = detection.file_type.kind
     try:
-        rebuilt = detection.file_type.rebuild(untrusted, limits)
+        rebuilt = detection.file_type.rebuild(untrusted, limits, sink)
     except Refused as refusal:
         return Outcome(refusal.code, refusal.detail, detected=kind)
     except MemoryError:
@@ -88,16 +102,24 @@ def rebuild_untrusted(untrusted: bytes, declared_name: str, limits: Limits, dete
         return Outcome(_MALFORMED[kind], "nesting too deep", detected=kind)
     except Exception as exc:  # noqa: BLE001 - a parser choking on hostile input is a refusal, not a crash
         return Outcome(_MALFORMED[kind], f"unexpected {type(exc).__name__}", detected=kind)
-    if len(rebuilt.data) > limits.max_output_bytes:
+    if rebuilt.size > limits.max_output_bytes:
         return Outcome(Code.TOO_LARGE, "output over max_output_bytes", detected=kind)
     if rebuilt.kind not in REBUILDERS:
         return Outcome(Code.INTERNAL_ERROR, "rebuilder returned an unknown kind", detected=kind)
+    data: bytes | None = rebuilt.data
+    if sink is not None and rebuilt.streamed is None:
+        sink.write(rebuilt.data)
+        sink.flush()
+        data = None
+    elif rebuilt.streamed is not None:
+        data = None
     return Outcome(
-        Code.OK, detected=kind, kind=rebuilt.kind, data=rebuilt.data, removed=dict(rebuilt.removed)
-    )
+        Code.OK, detected=kind, kind=rebuilt.kind, data=data, removed=dict(rebuilt.removed),
+        size=rebuilt.size,
+    )  # fmt: skip
 
 
-def verify_untrusted(rebuilt: bytes, kind: str, limits: Limits, detector: Detector) -> Outcome:
+def verify_untrusted(rebuilt: bytes | Source, kind: str, limits: Limits, detector: Detector) -> Outcome:
     """Run ``verify.verify`` and turn its findings (or its failure) into an ``Outcome``."""
     try:
         findings = verify(rebuilt, kind, limits, detector)

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import BinaryIO
 
 from sanitizer.errors import Code, Refused
 from sanitizer.image import rebuild_image
@@ -26,10 +27,14 @@ from sanitizer.ooxml import CT_NS, parse_xml, rebuild_docx, rebuild_pptx
 from sanitizer.ooxml_parts import MAIN_TYPES
 from sanitizer.pdf import rebuild_pdf
 from sanitizer.report import Rebuilt
+from sanitizer.source import Source
 from sanitizer.text import rebuild_csv, rebuild_text, rebuild_tsv
 from sanitizer.xlsx import rebuild_xlsx
 
-Rebuilder = Callable[[bytes, Limits], Rebuilt]
+# (input, limits, sink) -> Rebuilt. A rebuilder that can write its output straight into
+# ``sink`` (PDF: qpdf writes to the worker's output memfd) does so and returns a
+# ``Rebuilt`` with ``streamed`` set; the others return the bytes.
+Rebuilder = Callable[[Source, Limits, BinaryIO | None], Rebuilt]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +53,30 @@ def _allow(kind: str, rebuild: Rebuilder) -> FileType:
     return FileType(info.kind, info.extensions, info.output_extension, info.mime, rebuild)
 
 
+def _whole(rebuild: Callable[[bytes, Limits], Rebuilt]) -> Rebuilder:
+    """Adapt a rebuilder that needs the whole input as ``bytes`` and returns its output."""
+
+    def run(source: Source, limits: Limits, sink: BinaryIO | None) -> Rebuilt:
+        del sink
+        return rebuild(source.read(), limits)
+
+    return run
+
+
 # The single allow-list: content of any other type is refused.
 REBUILDERS: Mapping[str, FileType] = {
     ft.kind: ft
     for ft in (
         _allow("pdf", rebuild_pdf),
-        _allow("docx", rebuild_docx),
-        _allow("xlsx", rebuild_xlsx),
-        _allow("pptx", rebuild_pptx),
-        _allow("png", partial(rebuild_image, kind="png")),
-        _allow("jpeg", partial(rebuild_image, kind="jpeg")),
-        _allow("gif", partial(rebuild_image, kind="gif")),
-        _allow("text", rebuild_text),
-        _allow("csv", rebuild_csv),
-        _allow("tsv", rebuild_tsv),
+        _allow("docx", _whole(rebuild_docx)),
+        _allow("xlsx", _whole(rebuild_xlsx)),
+        _allow("pptx", _whole(rebuild_pptx)),
+        _allow("png", _whole(partial(rebuild_image, kind="png"))),
+        _allow("jpeg", _whole(partial(rebuild_image, kind="jpeg"))),
+        _allow("gif", _whole(partial(rebuild_image, kind="gif"))),
+        _allow("text", _whole(rebuild_text)),
+        _allow("csv", _whole(rebuild_csv)),
+        _allow("tsv", _whole(rebuild_tsv)),
     )
 }
 if set(REBUILDERS) != set(KINDS):
@@ -155,11 +170,14 @@ def ooxml_main_kind(data: bytes) -> tuple[str, bool]:
     return mains.pop()
 
 
-def detect(data: bytes, declared_name: str, detector: Detector) -> Detection:
-    """Decide which rebuilder may handle ``data``, or refuse.
+def detect(untrusted: bytes | Source, declared_name: str, detector: Detector) -> Detection:
+    """Decide which rebuilder may handle ``untrusted``, or refuse.
+
+    libmagic sees the whole input in place (a memfd is not copied for it); only types
+    that need more than the MIME type (zips, OLE2, text) read the bytes themselves.
 
     Args:
-        data: the untrusted bytes.
+        untrusted: the untrusted bytes.
         declared_name: the file name the sender gave (only its extension is used).
         detector: libmagic handles.
 
@@ -170,15 +188,32 @@ def detect(data: bytes, declared_name: str, detector: Detector) -> Detection:
         Refused: ``EMPTY_FILE``, ``UNSUPPORTED_TYPE``, ``TYPE_MISMATCH``, ``LEGACY_OFFICE``,
             ``ACTIVE_MARKUP``, ``OFFICE_ENCRYPTED`` and, for zips, ``OOXML_MALFORMED``.
     """
-    if not data:
+    source = Source.of(untrusted)
+    if not source.size:
         raise Refused(Code.EMPTY_FILE)
     ext = declared_extension(declared_name)
-    mime = detector.mime(data)
+    mime = detector.mime(source.buffer())
     kind: str | None = None
     macro_enabled = False
     if mime == "application/pdf":
         kind = "pdf"
-    elif mime in _IMAGE_MIMES:
+    else:
+        kind, macro_enabled = _other_kind(source.read(), mime, ext, detector)
+    if kind is None:
+        if ext in _LEGACY_OFFICE_EXTENSIONS:
+            raise Refused(Code.LEGACY_OFFICE, "legacy office extension")
+        raise Refused(Code.UNSUPPORTED_TYPE, "type not on the allow-list")
+    file_type = REBUILDERS[kind]
+    if ext not in file_type.extensions:
+        raise Refused(Code.TYPE_MISMATCH, "extension does not match content")
+    return Detection(file_type=file_type, mime=mime, declared_extension=ext, macro_enabled=macro_enabled)
+
+
+def _other_kind(data: bytes, mime: str, ext: str, detector: Detector) -> tuple[str | None, bool]:
+    """The kind of a non-PDF input (None if not accepted), and the OOXML macro flag."""
+    kind: str | None = None
+    macro_enabled = False
+    if mime in _IMAGE_MIMES:
         kind = _IMAGE_MIMES[mime]
     elif mime in _ACTIVE_MARKUP_MIMES or ext in _ACTIVE_MARKUP_EXTENSIONS:
         raise Refused(Code.ACTIVE_MARKUP, "svg, html or xml")
@@ -201,11 +236,4 @@ def detect(data: bytes, declared_name: str, detector: Detector) -> Detection:
             kind = "tsv" if ext == "tsv" else "csv"
         else:
             kind = "text"
-    if kind is None:
-        if ext in _LEGACY_OFFICE_EXTENSIONS:
-            raise Refused(Code.LEGACY_OFFICE, "legacy office extension")
-        raise Refused(Code.UNSUPPORTED_TYPE, "type not on the allow-list")
-    file_type = REBUILDERS[kind]
-    if ext not in file_type.extensions:
-        raise Refused(Code.TYPE_MISMATCH, "extension does not match content")
-    return Detection(file_type=file_type, mime=mime, declared_extension=ext, macro_enabled=macro_enabled)
+    return kind, macro_enabled

@@ -3,19 +3,25 @@
 Started by the pool as ``python -m sanitizer.forkserver FD`` — a fresh interpreter, not
 a fork of the server, so it inherits no event loop, sockets, threads or database
 handles. It imports pikepdf, openpyxl, Pillow, defusedxml and libmagic once, opens the
-magic database once, then serves requests on the control socket (``FD``, a
-``SOCK_SEQPACKET`` Unix socket; one JSON message per packet):
+magic database once, then keeps the pool supplied with *spares*: children forked ahead
+of demand, each already confined (``worker.child_main``) and waiting for one job on a
+socket pair whose other end goes to the pool. The pool writes a job straight to a
+spare, so no message passes through this process on a file's critical path.
 
-- ``{"op": "fork", "job": N, "limits": {...}}`` with the job socket attached
-  (SCM_RIGHTS): pass socket and limits to an idle *spare* child (forked earlier and
-  already confined, see ``worker.child_main``), then fork a replacement spare. The
-  parent writes the job into its end of that socket at once; no reply is needed.
-- ``{"op": "kill", "job": N}``: SIGKILL the job's process group if it is still running.
-  Only the fork server reaps its children, so a pid it kills cannot have been reused.
+Messages on the control socket (``FD``, a ``SOCK_SEQPACKET`` Unix socket; one JSON
+message per packet):
 
-and reports ``{"op": "exited", "job": N, "status": S}`` when a child ends (S is the raw
-``waitpid`` status). The server never touches file content; only children do. When the
-control socket closes (the parent went away), it kills its children and exits.
+- to the pool: ``{"op": "spare", "id": PID}`` with the pool's end of the spare's job
+  socket attached (SCM_RIGHTS); ``{"op": "exited", "id": PID, "status": S}`` when a
+  child ends (S is the raw ``waitpid`` status); ``{"op": "fork_failed"}`` when the
+  system refused a process and no spare is on its way.
+- from the pool: ``{"op": "take", "id": PID}``: the pool gave that spare a job, so
+  fork a replacement; ``{"op": "kill", "id": PID}``: SIGKILL the child's process group
+  if it is still running. Only the fork server reaps its children, so a pid it kills
+  cannot have been reused.
+
+The server never touches file content; only children do. When the control socket
+closes (the parent went away), it kills its children and exits.
 """
 
 from __future__ import annotations
@@ -43,11 +49,9 @@ import PIL.PngImagePlugin  # noqa: F401
 
 from sanitizer import worker
 from sanitizer.libmagic import Detector
-from sanitizer.limits import Limits
 from sanitizer.warmup import warm_up
 
 TEST_HOOKS_ENV = "KAKEHASHI_SANITIZER_TEST_HOOKS"
-FORK_FAILED_STATUS = 0xFF00  # reads as "exited with status 255"
 _MAX_PACKET = 65536
 
 
@@ -83,22 +87,21 @@ class _ParentGone(Exception):
 
 
 class ForkServer:
-    """State of the zygote: live children and their job ids."""
+    """State of the zygote: live children, and how many idle spares the pool holds."""
 
     def __init__(self, control: socket.socket, test_hooks: bool, spare_count: int) -> None:
         self.control = control
         self.test_hooks = test_hooks
         self.spare_count = spare_count
-        self.spares: list[tuple[int, socket.socket]] = []  # idle confined children
+        self.idle: set[int] = set()  # spares handed to the pool and not taken yet
         self.detector = Detector()
         self.warmed = warm_up(self.detector)
         self.network_mode = probe_network_isolation()
-        self.children: dict[int, tuple[int | None, str]] = {}  # pid -> (job id or None if idle, tmpdir)
-        self.jobs: dict[int, int] = {}  # job id -> pid
+        self.children: dict[int, str] = {}  # pid -> its private temporary directory
 
-    def send(self, message: dict[str, object]) -> None:
+    def send(self, message: dict[str, object], fds: list[int] | None = None) -> None:
         try:
-            self.control.send(json.dumps(message).encode("ascii"))
+            socket.send_fds(self.control, [json.dumps(message).encode("ascii")], fds or [])
         except (BrokenPipeError, ConnectionResetError):
             raise _ParentGone from None
 
@@ -114,12 +117,12 @@ class ForkServer:
         # walk (and so copy-on-write) every inherited object. Freeze what exists now.
         gc.collect()
         gc.freeze()
-        self.top_up()
         self.send(
             {"op": "ready", "pid": os.getpid(), "network": self.network_mode,
              "uid": "nobody" if os.geteuid() == 0 else "unchanged", "warmed": self.warmed}
         )  # fmt: skip
         try:
+            self.top_up()
             while True:
                 for key, _ in sel.select():
                     if key.data == "wake":
@@ -128,8 +131,6 @@ class ForkServer:
                     elif not self.handle_control():
                         return
                 self.reap()
-                # Replace used spares only after the job went out: the fork is off the
-                # job's critical path.
                 self.top_up()
         except _ParentGone:
             return
@@ -143,29 +144,25 @@ class ForkServer:
             return True
         except (ConnectionResetError, BrokenPipeError):
             return False
+        for fd in fds:
+            os.close(fd)  # the pool never sends descriptors
         if not payload:
-            for fd in fds:
-                os.close(fd)
             return False
         message = json.loads(payload)
         op = message.get("op")
-        if op == "fork" and len(fds) == 1:
-            self.fork(int(message["job"]), Limits.from_dict(message["limits"]), fds[0])
-        elif op == "kill":
-            pid = self.jobs.get(int(message["job"]))
-            if pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        else:
-            for fd in fds:
-                os.close(fd)
+        pid = int(message.get("id", 0))
+        if op == "take":
+            self.idle.discard(pid)  # top_up() replaces it
+        elif op == "kill" and pid in self.children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         return True
 
     def spawn_spare(self) -> bool:
-        """Fork one confined, idle child; False if the system refused a process."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        """Fork one confined, idle child and hand its job socket to the pool."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         tmpdir = tempfile.mkdtemp(prefix=tmpdir_prefix(os.getpid()))
         try:
             pid = os.fork()
@@ -174,38 +171,26 @@ class ForkServer:
             theirs.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
             return False
-        if pid == 0:
+        if pid == 0:  # the spare; child_main never returns (it closes ``ours`` with the rest)
             worker.child_main(theirs.fileno(), self.detector, tmpdir, self.network_mode, self.test_hooks)
         theirs.close()
-        self.spares.append((pid, ours))
-        self.children[pid] = (None, tmpdir)
+        self.children[pid] = tmpdir
+        self.idle.add(pid)
+        try:
+            self.send({"op": "spare", "id": pid}, [ours.fileno()])
+        finally:
+            ours.close()
         return True
 
     def top_up(self) -> None:
-        while len(self.spares) < self.spare_count and self.spawn_spare():
-            pass
-
-    def fork(self, job: int, limits: Limits, job_fd: int) -> None:
-        """Hand ``job_fd`` and the job's limits to a spare child (forking one if none is idle)."""
-        while True:
-            if not self.spares and not self.spawn_spare():
-                # No process for this job (EAGAIN, ENOMEM): the parent sees EOF on the
-                # job socket and this status, a refusal.
-                os.close(job_fd)
-                self.send({"op": "exited", "job": job, "status": FORK_FAILED_STATUS})
+        while len(self.idle) < self.spare_count:
+            if not self.spawn_spare():
+                # No process now (EAGAIN, ENOMEM). If the pool holds no spare either,
+                # tell it, so a waiting file is refused instead of hanging; the next
+                # message or child exit retries.
+                if not self.idle:
+                    self.send({"op": "fork_failed"})
                 return
-            pid, line = self.spares.pop(0)
-            try:
-                socket.send_fds(line, [json.dumps(limits.to_dict()).encode("ascii")], [job_fd])
-            except OSError:
-                line.close()  # that spare died meanwhile; reap() will collect it
-                continue
-            line.close()
-            break
-        os.close(job_fd)
-        _, tmpdir = self.children[pid]
-        self.children[pid] = (job, tmpdir)
-        self.jobs[job] = pid
 
     def reap(self) -> None:
         while self.children:
@@ -223,22 +208,14 @@ class ForkServer:
             except (ProcessLookupError, PermissionError):
                 pass
             _, status = os.waitpid(pid, 0)
-            job, tmpdir = self.children.pop(pid, (None, None))
+            tmpdir = self.children.pop(pid, None)
             if tmpdir is not None:
                 shutil.rmtree(tmpdir, ignore_errors=True)
-            if job is None:
-                # An idle spare died (killed from outside?): forget it.
-                for index, (spare_pid, line) in enumerate(self.spares):
-                    if spare_pid == pid:
-                        line.close()
-                        del self.spares[index]
-                        break
-                continue
-            self.jobs.pop(job, None)
-            self.send({"op": "exited", "job": job, "status": status})
+            self.idle.discard(pid)  # a spare that died idle (killed from outside?)
+            self.send({"op": "exited", "id": pid, "status": status})
 
     def shutdown(self) -> None:
-        for pid, (_job, tmpdir) in list(self.children.items()):
+        for pid, tmpdir in list(self.children.items()):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -261,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     # variable, so a production start can never enable them by a stray argument.
     test_hooks = "--test-hooks" in args and os.environ.get(TEST_HOOKS_ENV) == "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent; it closes us
+    worker.set_process_name("ksan-forkserver")
     ForkServer(control, test_hooks, max(0, min(spares, 64))).serve()
     return 0
 

@@ -22,7 +22,10 @@ revisions (incremental updates) and anything unreachable are gone from the outpu
 from __future__ import annotations
 
 import io
+import os
+import re
 from collections import Counter
+from typing import BinaryIO
 
 import pikepdf
 
@@ -30,6 +33,7 @@ from sanitizer.errors import Code, Refused
 from sanitizer.limits import Limits
 from sanitizer.links import is_safe_link
 from sanitizer.report import Rebuilt, Removed, counter
+from sanitizer.source import Source
 
 # Action types that are removed, and what the report calls them. Any /S not listed here
 # or in _INERT_ACTIONS is removed as OTHER_ACTION (allow-list, not block-list).
@@ -76,22 +80,9 @@ _ACTIVE_NAME_TREES = ("/JavaScript", "/EmbeddedFiles", "/AlternatePresentations"
 _DROPPED_CATALOG_KEYS = ("/Collection", "/URI", "/SpiderInfo", "/NeedsRendering")
 _MAX_NESTING = 256
 # JSON keys (qpdf's JSON v2 writes names as "/Name") that make an object worth a full walk.
-_TRIGGER_TOKENS = tuple(
-    f'"{key}"'.encode()
-    for key in (
-        "/S",
-        "/AA",
-        "/A",
-        "/OpenAction",
-        "/JS",
-        "/EF",
-        "/RF",
-        "/XFA",
-        "/Annots",
-        "/Next",
-        "/JavaScript",
-    )
-)
+_TRIGGER_KEYS = ("/S", "/AA", "/A", "/OpenAction", "/JS", "/EF", "/RF", "/XFA", "/Annots", "/Next", "/JavaScript")  # fmt: skip
+# One C-level search per object instead of a Python loop over the keys.
+_TRIGGER = re.compile(b'"(?:' + b"|".join(re.escape(key.encode()) for key in _TRIGGER_KEYS) + b')"')
 
 
 def _action_verdict(action: pikepdf.Object) -> Removed | None:
@@ -134,7 +125,7 @@ class _Cleaner:
             if not isinstance(obj, pikepdf.Object):
                 continue  # scalars (an indirect /Length, say) come back as Python values
             rendered = obj.to_json(dereference=True)
-            if any(token in rendered for token in _TRIGGER_TOKENS):
+            if _TRIGGER.search(rendered):
                 self._visit(obj, 0)
 
     def _visit(self, obj: pikepdf.Object, depth: int) -> None:
@@ -221,9 +212,10 @@ def _clean_catalog(pdf: pikepdf.Pdf, removed: Counter[Removed]) -> None:
         removed[Removed.AUTO_ACTION] += 1
 
 
-def _open(untrusted: bytes, limits: Limits) -> pikepdf.Pdf:
+def _open(stream: BinaryIO) -> pikepdf.Pdf:
     try:
-        pdf = pikepdf.open(io.BytesIO(untrusted))
+        # Over a memfd, qpdf maps the sealed input instead of reading it through Python.
+        pdf = pikepdf.open(stream, access_mode=pikepdf.AccessMode.mmap)
     except pikepdf.PasswordError as exc:
         raise Refused(Code.PDF_ENCRYPTED, "password required") from exc
     except (pikepdf.PdfError, RuntimeError, ValueError, OSError) as exc:
@@ -236,12 +228,14 @@ def _open(untrusted: bytes, limits: Limits) -> pikepdf.Pdf:
     return pdf
 
 
-def rebuild_pdf(untrusted: bytes, limits: Limits) -> Rebuilt:
+def rebuild_pdf(untrusted: bytes | Source, limits: Limits, sink: BinaryIO | None = None) -> Rebuilt:
     """Rebuild a PDF without active content.
 
     Args:
         untrusted: the uploaded bytes.
         limits: page and object limits.
+        sink: if given, a binary file the new PDF is written into (qpdf writes straight
+            to its descriptor); the result then has ``streamed`` set and no ``data``.
 
     Returns:
         The fully rewritten PDF and the tally of what was removed.
@@ -249,36 +243,55 @@ def rebuild_pdf(untrusted: bytes, limits: Limits) -> Rebuilt:
     Raises:
         Refused: ``PDF_ENCRYPTED``, ``PDF_MALFORMED`` or ``PDF_TOO_MANY_PAGES``.
     """
+    source = Source.of(untrusted)
     removed = counter()
-    pdf = _open(untrusted, limits)
+    out = sink if sink is not None else io.BytesIO()
+    start = out.tell()
+    with source.stream() as stream:
+        pdf = _open(stream)
+        try:
+            with pdf:
+                if len(pdf.objects) > limits.max_pdf_objects:
+                    raise Refused(Code.PDF_MALFORMED, "too many objects")
+                pages = len(pdf.pages)
+                if pages > limits.max_pdf_pages:
+                    raise Refused(Code.PDF_TOO_MANY_PAGES, "page count over limit")
+                if pages == 0:
+                    raise Refused(Code.PDF_MALFORMED, "no pages")
+                if "/Prev" in pdf.trailer:
+                    removed[Removed.INCREMENTAL_UPDATE] += max(1, source.count(b"%%EOF") - 1)
+                _Cleaner(removed).clean_all(pdf)
+                _clean_catalog(pdf, removed)
+                # A complete rewrite: every reachable object is written afresh with one
+                # new cross-reference table (no incremental update, nothing unreachable).
+                pdf.save(
+                    out,
+                    linearize=False,
+                    compress_streams=True,
+                    # Plain objects, no object streams: qpdf 12.4 "generate" writes an xref
+                    # stream without /Size when the input trailer lacks one (pdfium
+                    # js.pdf), and the result cannot be reopened.
+                    object_stream_mode=pikepdf.ObjectStreamMode.disable,
+                    # No deterministic_id: it hashes the whole output and triples the save
+                    # time of a 15 MB scanned document.
+                    fix_metadata_version=False,
+                )
+        except Refused:
+            raise
+        except (pikepdf.PdfError, RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
+            raise Refused(Code.PDF_MALFORMED, "qpdf failed while rebuilding") from exc
+    if sink is None:
+        assert isinstance(out, io.BytesIO)
+        return Rebuilt(data=out.getvalue(), kind="pdf", removed=removed)
+    sink.flush()
+    # qpdf may have written to the descriptor directly; ask the file, not the buffer.
+    end = os.lseek(sink.fileno(), 0, os.SEEK_CUR) if _has_fileno(sink) else sink.tell()
+    return Rebuilt(data=b"", kind="pdf", removed=removed, streamed=end - start)
+
+
+def _has_fileno(stream: BinaryIO) -> bool:
     try:
-        with pdf:
-            if len(pdf.objects) > limits.max_pdf_objects:
-                raise Refused(Code.PDF_MALFORMED, "too many objects")
-            pages = len(pdf.pages)
-            if pages > limits.max_pdf_pages:
-                raise Refused(Code.PDF_TOO_MANY_PAGES, "page count over limit")
-            if pages == 0:
-                raise Refused(Code.PDF_MALFORMED, "no pages")
-            if "/Prev" in pdf.trailer:
-                removed[Removed.INCREMENTAL_UPDATE] += max(1, untrusted.count(b"%%EOF") - 1)
-            _Cleaner(removed).clean_all(pdf)
-            _clean_catalog(pdf, removed)
-            out = io.BytesIO()
-            pdf.save(
-                out,
-                linearize=False,
-                compress_streams=True,
-                # Plain objects, no object streams: qpdf 12.4 "generate" writes an xref stream
-                # without /Size when the input trailer lacks one (pdfium js.pdf), and the
-                # result cannot be reopened.
-                object_stream_mode=pikepdf.ObjectStreamMode.disable,
-                # No deterministic_id: it hashes the whole output and triples the save time
-                # of a 15 MB scanned document.
-                fix_metadata_version=False,
-            )
-    except Refused:
-        raise
-    except (pikepdf.PdfError, RuntimeError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise Refused(Code.PDF_MALFORMED, "qpdf failed while rebuilding") from exc
-    return Rebuilt(data=out.getvalue(), kind="pdf", removed=removed)
+        stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True

@@ -5,7 +5,8 @@ memfd (read-only once sealed) and hands the worker an empty memfd for the output
 attached to the job header with SCM_RIGHTS. Only small frames cross the socket:
 
 - parent -> worker (trusted): ``b"KSJ1"``, u32 length, JSON header (role, declared
-  name, claimed kind, input size), with the two memfds attached;
+  name, claimed kind, input size, the job's resource limits), with the two memfds
+  attached;
 - worker -> parent (**untrusted**: the worker has parsed hostile input and may be
   compromised): ``b"KSR1"``, u32 length, JSON meta (code, detail, detected type,
   output kind, removal counts, findings, output size).
@@ -64,12 +65,14 @@ class Job:
         data: the bytes to process.
         declared_name: the sender's file name (rebuild only).
         kind: the claimed type of ``data`` (verify only).
+        limits: the job's ``Limits`` as a plain dict (``Limits.to_dict``).
     """
 
     role: str
     data: bytes
     declared_name: str = ""
     kind: str = ""
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +162,14 @@ def _unframe(buffer: bytes, magic: bytes, limit: int) -> tuple[Any, int]:
         raise ProtocolError("frame is not json") from exc
 
 
-def encode_job(role: str, size: int, *, declared_name: str = "", kind: str = "") -> bytes:
+def encode_job(
+    role: str, size: int, *, declared_name: str = "", kind: str = "", limits: dict[str, Any] | None = None
+) -> bytes:
     """The job header; the ``size`` bytes of input are in the input memfd."""
-    return _frame(JOB_MAGIC, {"role": role, "name": declared_name, "kind": kind, "size": size})
+    return _frame(
+        JOB_MAGIC,
+        {"role": role, "name": declared_name, "kind": kind, "size": size, "limits": limits or {}},
+    )
 
 
 def seal(fd: int) -> None:
@@ -187,11 +195,15 @@ def decode_job(buffer: bytes) -> tuple[Job, int]:
     if consumed != len(buffer):
         raise ProtocolError("bytes after the job header")
     try:
+        limits = header.get("limits", {})
+        if not isinstance(limits, dict):
+            raise TypeError("limits")
         job = Job(
-            role=str(header["role"]), data=b"", declared_name=str(header["name"]), kind=str(header["kind"])
-        )
+            role=str(header["role"]), data=b"", declared_name=str(header["name"]), kind=str(header["kind"]),
+            limits=limits,
+        )  # fmt: skip
         size = int(header["size"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProtocolError("bad job header") from exc
     return job, size
 

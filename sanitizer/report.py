@@ -233,11 +233,18 @@ class Rebuilt:
     """What a rebuilder returns: the new file and what it left out.
 
     Attributes:
-        data: the rebuilt file.
+        data: the rebuilt file (empty when it was ``streamed`` to the caller's sink).
         kind: the output type (a key of ``detect.REBUILDERS``).
         removed: tally of removed or neutralised content.
+        streamed: bytes written straight into the sink the caller passed, or None.
     """
 
     data: bytes
     kind: str
     removed: Mapping[Removed, int] = field(default_factory=dict)
+    streamed: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Length of the rebuilt file, wherever it went."""
+        return len(self.data) if self.streamed is None else self.streamed

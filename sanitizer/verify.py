@@ -21,6 +21,7 @@ import warnings
 import xml.etree.ElementTree as ET  # noqa: S405 - ParseError type only; parsing goes through defusedxml
 import zipfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import defusedxml
 import defusedxml.ElementTree as DET
@@ -30,6 +31,7 @@ from PIL import Image
 from sanitizer.libmagic import Detector
 from sanitizer.limits import Limits
 from sanitizer.report import FINDINGS
+from sanitizer.source import Source
 
 _TEXT_KINDS = frozenset({"text", "csv", "tsv"})
 _EXPECTED_MIME = {
@@ -54,18 +56,11 @@ _PDF_BAD_ACTIONS = frozenset(
 _PDF_BAD_ANNOTS = frozenset("/FileAttachment /RichMedia /Movie /Sound /Screen /3D".split())
 _PDF_STANDARD_NAMED = frozenset("/NextPage /PrevPage /FirstPage /LastPage".split())
 _PDF_KEYS_OF_INTEREST = (
-    b'"/JS"',
-    b'"/JavaScript"',
-    b'"/AA"',
-    b'"/EF"',
-    b'"/RF"',
-    b'"/EmbeddedFiles"',
-    b'"/EmbeddedFile"',
-    b'"/XFA"',
-    b'"/OpenAction"',
-    b'"/S"',
-    b'"/Subtype"',
-)
+    "/JS", "/JavaScript", "/AA", "/EF", "/RF", "/EmbeddedFiles", "/EmbeddedFile", "/XFA", "/OpenAction", "/S",
+    "/Subtype",
+)  # fmt: skip
+# Any of them as a quoted JSON name, found by one regex search per object.
+_PDF_INTEREST = re.compile("|".join(re.escape(f'"{key}"') for key in _PDF_KEYS_OF_INTEREST).encode())
 _WEB_LINK = re.compile(r"(?i)(https?://|mailto:)")
 _ASCII_WS = re.compile(r"[\x00-\x20\x7f]")
 
@@ -118,10 +113,16 @@ def _check_pdf_dict(node: dict[str, object], found: set[str]) -> None:
         found.add("pdf.forbidden_action")
 
 
-def _verify_pdf(data: bytes, limits: Limits) -> list[str]:
+def _verify_pdf(source: Source, limits: Limits) -> list[str]:
+    with source.stream() as stream:
+        return _verify_pdf_stream(stream)
+
+
+def _verify_pdf_stream(stream: BinaryIO) -> list[str]:
     found: set[str] = set()
     try:
-        pdf = pikepdf.open(io.BytesIO(data))
+        # Over a memfd qpdf maps the sealed file; nothing is copied into this process.
+        pdf = pikepdf.open(stream, access_mode=pikepdf.AccessMode.mmap)
     except pikepdf.PasswordError:
         return ["pdf.encrypted"]
     except Exception:  # noqa: BLE001 - any parse failure of our own output is a failed verification
@@ -140,7 +141,7 @@ def _verify_pdf(data: bytes, limits: Limits) -> list[str]:
             if not isinstance(obj, pikepdf.Object):
                 continue  # a scalar indirect object (an integer /Length) holds nothing to check
             rendered = obj.to_json(dereference=True)
-            if not any(key in rendered for key in _PDF_KEYS_OF_INTEREST):
+            if not _PDF_INTEREST.search(rendered):
                 continue
             try:
                 tree = json.loads(rendered)
@@ -382,7 +383,7 @@ def _verify_text(data: bytes, kind: str) -> list[str]:
 # ---------------------------------------------------------------- entry point
 
 
-def verify(rebuilt: bytes, kind: str, limits: Limits, detector: Detector) -> list[str]:
+def verify(rebuilt: bytes | Source, kind: str, limits: Limits, detector: Detector) -> list[str]:
     """Re-parse ``rebuilt`` as ``kind`` and list every forbidden thing still in it.
 
     Args:
@@ -394,23 +395,24 @@ def verify(rebuilt: bytes, kind: str, limits: Limits, detector: Detector) -> lis
     Returns:
         Sorted finding names from ``FINDINGS``; empty when the file is clean.
     """
-    if not rebuilt:
+    source = Source.of(rebuilt)
+    if not source.size:
         return ["verify.unparseable"]
     expected = _EXPECTED_MIME.get(kind)
     if expected is None:
         return ["type.mismatch"]
     # libmagic's text detection is a heuristic ("\n" alone is "data"); text kinds are
     # checked by decoding instead. Binary formats must carry their own signature.
-    if kind not in _TEXT_KINDS and not detector.mime(rebuilt).startswith(expected):
+    if kind not in _TEXT_KINDS and not detector.mime(source.buffer()).startswith(expected):
         return ["type.mismatch"]
     if kind == "pdf":
-        findings = _verify_pdf(rebuilt, limits)
+        findings = _verify_pdf(source, limits)
     elif kind in ("docx", "xlsx", "pptx"):
-        findings = _verify_ooxml(rebuilt, limits)
+        findings = _verify_ooxml(source.read(), limits)
     elif kind in _IMAGE_FORMAT:
-        findings = _verify_image(rebuilt, kind, limits)
+        findings = _verify_image(source.read(), kind, limits)
     else:
-        findings = _verify_text(rebuilt, kind)
+        findings = _verify_text(source.read(), kind)
     unknown = set(findings) - FINDINGS
     if unknown:
         raise AssertionError(f"verify produced unregistered findings: {sorted(unknown)}")

@@ -1,6 +1,7 @@
 """Run every rebuilder once, in the fork server, on tiny built-in samples.
 
-Children drop to ``nobody`` when the server runs as root, and an interpreter installed
+Each sample goes through twice: as bytes, and the way a worker sees it (sealed memfds,
+mapped). Children drop to ``nobody`` when the server runs as root, and an interpreter installed
 under a private home directory is then unreadable: any module or codec imported
 lazily on first use (``encodings.cp437`` for zip names, ``encodings.cp932``, Pillow
 plugins, openpyxl writers...) would fail inside the child. Exercising each path once
@@ -11,6 +12,7 @@ warms the caches, so the first real file is as fast as the rest.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import openpyxl
@@ -20,6 +22,8 @@ from PIL import Image
 from sanitizer.core import rebuild_untrusted, verify_untrusted
 from sanitizer.libmagic import Detector
 from sanitizer.limits import Limits
+from sanitizer.protocol import empty_memfd, seal, sealed_memfd
+from sanitizer.source import Source
 
 _DOCX_PARTS = {
     "[Content_Types].xml": (
@@ -80,4 +84,23 @@ def warm_up(detector: Detector) -> int:
         if outcome.data is not None and outcome.kind is not None:
             if verify_untrusted(outcome.data, outcome.kind, limits, detector).code.value == "ok":
                 ok += 1
+        ok += _through_memfds(name, data, limits, detector)
     return ok
+
+
+def _through_memfds(name: str, data: bytes, limits: Limits, detector: Detector) -> int:
+    """The worker's own path: sealed input mapped, output written into a memfd, verified
+    from a mapping. Returns 1 when the rebuild was verified clean (0 otherwise)."""
+    output_fd = empty_memfd()
+    try:
+        with Source.from_memfd(sealed_memfd(data), len(data)) as source:
+            with os.fdopen(output_fd, "wb", closefd=False) as sink:
+                outcome = rebuild_untrusted(source, name, limits, detector, sink)
+        if outcome.code.value != "ok" or outcome.kind is None:
+            return 0
+        seal(output_fd)
+        with Source.from_memfd(os.dup(output_fd), outcome.size) as rebuilt:
+            verdict = verify_untrusted(rebuilt, outcome.kind, limits, detector)
+        return 1 if verdict.code.value == "ok" else 0
+    finally:
+        os.close(output_fd)

@@ -1,12 +1,13 @@
 """The child side: confine this process, wait for one job, do it, reply, exit.
 
-The fork server (``forkserver.py``) forks these children *ahead* of demand ("spares"),
-so a file does not wait for a fork. A spare confines itself at once, before it has
-any job, let alone untrusted bytes:
+The fork server (``forkserver.py``) forks these children *ahead* of demand ("spares")
+and hands the pool one end of a socket pair per spare, so a file waits neither for a
+fork nor for a message through the fork server. A spare confines itself at once,
+before it has any job, let alone untrusted bytes:
 
 1. new session (the parent kills the whole process group on a timeout);
 2. stdin/stdout/stderr to /dev/null, every other inherited descriptor closed except
-   its private socket to the fork server (libraries cannot log file content anywhere);
+   its job socket to the pool (libraries cannot log file content anywhere);
 3. ``PR_SET_PDEATHSIG``: dies with the fork server;
 4. no network: ``unshare(CLONE_NEWNET)`` when the process may (root, e.g. in CI),
    else ``unshare(CLONE_NEWUSER | CLONE_NEWNET)`` when unprivileged user namespaces
@@ -16,18 +17,19 @@ any job, let alone untrusted bytes:
 5. when running as root: drop to nobody/nogroup; ``PR_SET_NO_NEW_PRIVS``;
    ``PR_SET_DUMPABLE=0`` (no ptrace or /proc/PID/mem between workers).
 
-Then it blocks until the fork server hands it a job socket and that job's limits,
-closes its line to the fork server, applies the rlimits (RLIMIT_AS, RLIMIT_CPU,
-RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NOFILE; lowering is always allowed) and only then
-reads the job. A step that should work but fails ends the child with
-``EXIT_CONFINEMENT`` before it reads anything: fail closed.
+Then it blocks until the pool sends one job: a small header (role, name, size and
+the job's limits) with the input and output memfds attached. It applies the rlimits
+(RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NOFILE; lowering is always
+allowed) and only then maps the input. A step that should work but fails ends the
+child with ``EXIT_CONFINEMENT`` before it touches any file byte: fail closed. One job
+per process: after its reply the child exits, and the next file gets a new spare.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import json
+import hashlib
 import os
 import resource
 import signal
@@ -50,13 +52,13 @@ from sanitizer.protocol import (
     ProtocolError,
     decode_job,
     encode_reply,
-    read_exactly,
-    write_all,
 )
+from sanitizer.source import Source
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 NOBODY_UID = 65534
@@ -64,8 +66,16 @@ NOBODY_GID = 65534
 _MAX_FD_SCAN = 65536
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded once, in the fork server, before any fork
+
+
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def set_process_name(name: str) -> None:
+    """Name this process for ``ps``/``top`` (``PR_SET_NAME``, at most 15 bytes); best effort."""
+    _LIBC.prctl(PR_SET_NAME, name.encode("ascii", "replace")[:15], 0, 0, 0)
 
 
 def try_unshare_network() -> str:
@@ -169,23 +179,25 @@ def confine(keep_fd: int, tmpdir: str, network_mode: str) -> None:
     os.chdir(tmpdir)
 
 
-def _await_assignment(control: socket.socket) -> tuple[int, Limits]:
-    """Block until the fork server sends the job socket and its limits."""
-    payload, fds, _flags, _addr = socket.recv_fds(control, 65536, 1)
-    control.close()
-    if not payload or len(fds) != 1:
-        raise ProtocolError("fork server closed before assigning a job")
-    return fds[0], Limits.from_dict(json.loads(payload))
+class _NoJob(Exception):
+    """The pool closed the spare's socket without sending a job (shutdown, or a spare it
+    no longer needs)."""
 
 
-def _read_job(sock: socket.socket) -> tuple[Job, int]:
-    """Receive the job header with its two memfds; return the job and the output fd."""
+def _await_job(sock: socket.socket) -> tuple[Job, int, int, int]:
+    """Block until the pool sends a job header with its two memfds attached.
+
+    Returns:
+        The job (limits as a dict, no data), the input size, the input and output fds.
+    """
     buffer = bytearray()
     fds: list[int] = []
     while True:
         chunk, received, _flags, _addr = socket.recv_fds(sock, 65536, 2)
         fds += received
         if not chunk:
+            if not buffer and not fds:
+                raise _NoJob
             raise ProtocolError("eof before the job header")
         buffer += chunk
         try:
@@ -195,10 +207,7 @@ def _read_job(sock: socket.socket) -> tuple[Job, int]:
             continue
     if len(fds) != 2:
         raise ProtocolError("job without its input and output files")
-    input_fd, output_fd = fds
-    data = read_exactly(input_fd, size, size)
-    os.close(input_fd)
-    return Job(role=job.role, data=data, declared_name=job.declared_name, kind=job.kind), output_fd
+    return job, size, fds[0], fds[1]
 
 
 def _test_hook(job: Job) -> bytes | None:
@@ -239,50 +248,97 @@ def _test_hook(job: Job) -> bytes | None:
         with open("/etc/kakehashi-sanitizer-test", "w") as fh:
             fh.write("x")
         return encode_reply(Code.INTERNAL_ERROR, detail="wrote")
+    if action == "fds":
+        return encode_reply(Code.INTERNAL_ERROR, detail=_describe_descriptors())
     return None
 
 
-def run_job(sock: socket.socket, detector: Detector, limits: Limits, test_hooks: bool) -> bytes:
-    """Read one job from ``sock``, write any output to its output memfd, return the reply frame."""
-    job, output_fd = _read_job(sock)
+def _describe_descriptors() -> str:
+    """What this process can reach through its descriptors (test hook "fds")."""
+    kinds: dict[str, int] = {}
+    input_digest = ""
+    with os.scandir("/proc/self/fd") as listing:
+        entries = [(int(e.name), e.path) for e in listing]
+    for fd, path in entries:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+        if target.startswith("socket:"):
+            kind = "sockets"
+        elif target.startswith("/memfd:kakehashi-input"):
+            kind = "inputs"
+            size = os.fstat(fd).st_size
+            input_digest = hashlib.sha256(os.pread(fd, size, 0)).hexdigest()[:16]
+        elif target.startswith("/memfd:"):
+            kind = "memfds"
+        elif target == os.devnull:
+            kind = "devnull"
+        else:
+            kind = "other"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = " ".join(f"{k}={kinds.get(k, 0)}" for k in ("sockets", "inputs", "memfds", "devnull", "other"))
+    return f"pid={os.getpid()} {counts} input={input_digest}"
+
+
+def run_job(
+    job: Job, source: Source, output_fd: int, detector: Detector, limits: Limits, test_hooks: bool
+) -> bytes:
+    """Do one job: write any output to its output memfd and return the reply frame."""
     if test_hooks and job.declared_name.startswith("__test_hook__-"):
         hooked = _test_hook(job)
         if hooked is not None:
             return hooked
     if job.role == "rebuild":
-        out = rebuild_untrusted(job.data, job.declared_name, limits, detector)
+        # The rebuilder writes straight into the output memfd (qpdf through its
+        # descriptor); the parent checks the size announced here against the file.
+        with os.fdopen(output_fd, "wb", closefd=False) as sink:
+            out = rebuild_untrusted(source, job.declared_name, limits, detector, sink)
+        if out.code is not Code.OK:
+            os.ftruncate(output_fd, 0)  # a refusal carries no output, not even a partial one
     elif job.role == "verify":
-        out = verify_untrusted(job.data, job.kind, limits, detector)
+        out = verify_untrusted(source, job.kind, limits, detector)
     else:
         raise ProtocolError("unknown role")
-    if out.data:
-        write_all(output_fd, out.data)
     os.close(output_fd)
     return encode_reply(
         out.code, detail=out.detail, detected=out.detected, kind=out.kind,
-        removed=dict(out.removed), findings=out.findings, size=len(out.data or b""),
+        removed=dict(out.removed), findings=out.findings, size=out.size if out.code is Code.OK else 0,
     )  # fmt: skip
 
 
-def child_main(
-    control_fd: int, detector: Detector, tmpdir: str, network_mode: str, test_hooks: bool
-) -> NoReturn:
-    """Entry point of a forked spare worker; never returns."""
+def child_main(job_fd: int, detector: Detector, tmpdir: str, network_mode: str, test_hooks: bool) -> NoReturn:
+    """Entry point of a forked spare worker; never returns (it must never fall back into
+    the fork server's code), whatever happens."""
     try:
-        confine(control_fd, tmpdir, network_mode)
+        _serve_one_job(job_fd, detector, tmpdir, network_mode, test_hooks)
+    finally:
+        os._exit(EXIT_INTERNAL)
+
+
+def _serve_one_job(job_fd: int, detector: Detector, tmpdir: str, network_mode: str, test_hooks: bool) -> None:
+    try:
+        confine(job_fd, tmpdir, network_mode)
     except BaseException:  # noqa: BLE001 - cannot confine: exit before any job arrives
         os._exit(EXIT_CONFINEMENT)
+    set_process_name("ksan-spare")
     try:
-        job_fd, limits = _await_assignment(socket.socket(fileno=control_fd))
-    except BaseException:  # noqa: BLE001 - the fork server is shutting down: nothing to do
+        sock = socket.socket(fileno=job_fd)
+        job, size, input_fd, output_fd = _await_job(sock)
+    except _NoJob:
         os._exit(EXIT_OK)
+    except BaseException:  # noqa: BLE001 - a malformed job: nothing was read
+        os._exit(EXIT_PROTOCOL)
+    set_process_name("ksan-" + job.role)
     try:
+        limits = Limits.from_dict(job.limits)
         _apply_rlimits(limits)
     except BaseException:  # noqa: BLE001 - limits that cannot be applied: refuse the job
         os._exit(EXIT_CONFINEMENT)
     try:
-        sock = socket.socket(fileno=job_fd)
-        reply = run_job(sock, detector, limits, test_hooks)
+        # Only now, under the job's limits, is the (untrusted) input mapped.
+        source = Source.from_memfd(input_fd, size)
+        reply = run_job(job, source, output_fd, detector, limits, test_hooks)
         sock.sendall(reply)
         sock.shutdown(socket.SHUT_WR)
         os._exit(EXIT_OK)

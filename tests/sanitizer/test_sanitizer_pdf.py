@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pikepdf
 import pytest
@@ -18,6 +19,8 @@ from sanitizer_samples import (
 from sanitizer.errors import Code, Refused
 from sanitizer.limits import Limits
 from sanitizer.pdf import rebuild_pdf
+from sanitizer.protocol import seal, sealed_memfd
+from sanitizer.source import Source
 from sanitizer.verify import verify
 
 
@@ -57,6 +60,35 @@ def test_incremental_update_is_dropped_with_its_javascript(detector) -> None:  #
     assert rebuilt.data.count(b"%%EOF") == 1 and b"/Prev" not in rebuilt.data
     assert pdf_threats(rebuilt.data) == set()
     assert verify(rebuilt.data, "pdf", Limits(), detector) == []
+
+
+@pytest.mark.parametrize("object_streams", [False, True], ids=["plain", "in-objstm"])
+def test_worker_path_maps_the_input_and_writes_the_output_in_place(object_streams: bool, detector) -> None:  # type: ignore[no-untyped-def]
+    # In a worker the input is a sealed memfd that qpdf maps, and qpdf writes the new
+    # file straight into the output memfd: same result as the in-memory path.
+    source = hostile_pdf_everywhere(object_streams=object_streams)
+    in_memory = rebuild_pdf(source, Limits())
+    out = os.memfd_create("kakehashi-output", os.MFD_ALLOW_SEALING)
+    with Source.from_memfd(sealed_memfd(source), len(source)) as mapped:
+        with os.fdopen(out, "wb", closefd=False) as sink:
+            streamed = rebuild_pdf(mapped, Limits(), sink)
+    assert streamed.data == b"" and streamed.streamed == os.fstat(out).st_size > 0
+    assert streamed.removed == in_memory.removed
+    seal(out)
+    with Source.from_memfd(out, os.fstat(out).st_size) as output:
+        assert pdf_threats(output.read()) == set()
+        assert pdf_page_contents(output.read()) == pdf_page_contents(source)
+        assert verify(output, "pdf", Limits(), detector) == []
+    # The verifier reads a mapping just as well: the hostile input itself fails it.
+    with Source.from_memfd(sealed_memfd(source), len(source)) as hostile:
+        assert "pdf.javascript" in verify(hostile, "pdf", Limits(), detector)
+
+
+def test_incremental_update_is_counted_on_a_mapped_input() -> None:
+    source = pdf_with_incremental_js()
+    with Source.from_memfd(sealed_memfd(source), len(source)) as mapped:
+        rebuilt = rebuild_pdf(mapped, Limits())
+    assert rebuilt.removed["incremental_update"] == 1 and rebuilt.data.count(b"%%EOF") == 1
 
 
 @pytest.mark.parametrize("user_password", ["", "secret"], ids=["empty-user-password", "user-password"])

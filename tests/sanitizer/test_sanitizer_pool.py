@@ -7,8 +7,10 @@ The misbehaving children come from the worker's test hooks, which need both the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
+import signal
 import time
 import zipfile
 from pathlib import Path
@@ -70,10 +72,43 @@ def test_workers_are_confined(pool) -> None:  # type: ignore[no-untyped-def]
     limits = Limits(memory_bytes=1024 * MiB, cpu_seconds=7)
     result, _ = hook(pool, "probe", limits)
     facts = dict(item.split("=") for item in result.report.detail.split())
-    assert int(facts["fds"]) <= 6  # stdio, the job socket, the output memfd, the listing itself
+    # stdio, the job socket, the input memfd (mapped in place, so kept open), the output
+    # memfd, and the directory listing itself: nothing inherited from the fork server.
+    assert int(facts["fds"]) <= 7
     assert int(facts["as"]) <= 1024 * MiB and int(facts["cpu"]) == 7
     if os.geteuid() == 0:
         assert facts["uid"] == "65534"
+
+
+def _facts(detail: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in detail.split())
+
+
+def test_each_file_gets_a_fresh_worker_that_reaches_only_its_own_job(pool) -> None:  # type: ignore[no-untyped-def]
+    # Spares get their job straight from the pool over a socket pair of their own; a
+    # worker must see exactly that socket and its own two memfds (the input holding its
+    # own file), never a previous file's descriptors or another spare's socket.
+    first = _facts(pool.sanitize(b"first file", "__test_hook__-fds").report.detail)
+    second = _facts(pool.sanitize(b"second file", "__test_hook__-fds").report.detail)
+    assert first["pid"] != second["pid"]
+    for facts, data in ((first, b"first file"), (second, b"second file")):
+        assert (facts["sockets"], facts["inputs"], facts["memfds"], facts["other"]) == ("1", "1", "1", "0")
+        assert facts["input"] == hashlib.sha256(data).hexdigest()[:16]
+
+
+def test_a_spare_that_died_idle_is_not_given_a_file(pool) -> None:  # type: ignore[no-untyped-def]
+    client = pool.pool._client
+    assert client is not None and client._idle
+    victim, _sock = client._idle[0]
+    os.kill(victim, signal.SIGKILL)  # as if the OOM killer had picked an idle spare
+    for _ in range(200):  # the fork server reaps it and reports the exit
+        if all(pid != victim for pid, _ in list(client._idle)):
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the pool kept a dead spare")
+    results = [pool.sanitize(png_bytes(), f"{i}.png") for i in range(3)]
+    assert all(r.rebuilt for r in results), [r.report.detail for r in results]
 
 
 def test_workers_cannot_write_outside_their_directory(pool) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from sanitizer.protocol import (
     sealed_memfd,
 )
 from sanitizer.report import FINDINGS, LABELS, Removed, Report
+from sanitizer.source import Source
 
 KINDS = frozenset({"pdf", "docx"})
 
@@ -119,8 +120,30 @@ def test_protocol_round_trip() -> None:
 
 
 def test_job_header_round_trip() -> None:
-    job, size = decode_job(encode_job("rebuild", 5, declared_name="申請書.pdf"))
+    limits = Limits(cpu_seconds=7).to_dict()
+    job, size = decode_job(encode_job("rebuild", 5, declared_name="申請書.pdf", limits=limits))
     assert (job.role, job.declared_name, size) == ("rebuild", "申請書.pdf", 5)
+    assert Limits.from_dict(job.limits) == Limits(cpu_seconds=7)
+    with pytest.raises(ProtocolError):
+        decode_job(b"KSJ1" + b"\x00\x00\x00\x0d" + b'{"limits": 1}')
+
+
+def test_a_worker_maps_only_a_sealed_input_of_the_announced_size() -> None:
+    # The mapping is read in place; an unsealed memfd could shrink under it (SIGBUS) or
+    # change after the check, so the worker refuses it.
+    unsealed = os.memfd_create("kakehashi-input", os.MFD_ALLOW_SEALING)
+    os.write(unsealed, b"%PDF-1.4")
+    with pytest.raises(ProtocolError):
+        Source.from_memfd(unsealed, 8)
+    os.close(unsealed)
+    fd = sealed_memfd(b"%PDF-1.4 %%EOF x %%EOF")
+    with pytest.raises(ProtocolError):
+        Source.from_memfd(os.dup(fd), 5)
+    with Source.from_memfd(fd, 22) as source:
+        assert source.read() == b"%PDF-1.4 %%EOF x %%EOF" and len(source) == 22
+        assert bytes(source.buffer()[:8]) == b"%PDF-1.4" and source.count(b"%%EOF") == 2
+        with source.stream() as stream:
+            assert stream.fileno() >= 0 and stream.read() == source.read()
 
 
 def test_output_is_checked_against_the_announced_size() -> None:
@@ -209,6 +232,28 @@ def test_no_module_imports_aiohttp_or_aiosqlite() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_verifier_shares_no_code_with_the_rebuilders() -> None:
+    """verify.py must stay independent: importing it loads no rebuilder (nor detect/core)."""
+    import ast
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sanitizer.verify;"
+        "print(sorted(m for m in sys.modules if m.startswith('sanitizer.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = set(ast.literal_eval(done.stdout))
+    rebuilders = {
+        "sanitizer.pdf", "sanitizer.ooxml", "sanitizer.ooxml_parts", "sanitizer.ooxml_markup", "sanitizer.xlsx",
+        "sanitizer.image", "sanitizer.text", "sanitizer.formulas", "sanitizer.links", "sanitizer.zipsafe",
+        "sanitizer.detect", "sanitizer.core",
+    }  # fmt: skip
+    assert loaded & rebuilders == set()
 
 
 def test_tmpdir_prefix_matches_between_pool_and_fork_server() -> None:
