@@ -33,6 +33,7 @@ from sanitizer.errors import Code
 from sanitizer.limits import Limits
 from sanitizer.pool import SanitizerPool
 from shared.logsetup import setup_logging
+from shared.segment import EX_CONFIG, SegmentError, check_segment
 from shared.signing import SignatureError, Signer, fingerprint, load_signer
 from shared.verdict import (
     VERSION,
@@ -180,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default="json", choices=("json", "text"))
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    try:
+        check_segment("sanitizer")      # 三層分離: LGWAN接続系 or インターネット接続系, never マイナンバー利用事務系
+    except SegmentError as exc:
+        print(f"python -m sanitizer serve: {exc}", file=sys.stderr)
+        return EX_CONFIG
     overrides: dict[str, Any] = {}
     if args.timeout is not None:
         overrides["wall_seconds"] = args.timeout

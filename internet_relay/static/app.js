@@ -1,10 +1,22 @@
 // Guest and staff-phone UI of the Kakehashi relay. No framework, no CDN, no inline script (CSP).
-// Every piece of text from the server goes in with textContent, never as HTML.
+// Every piece of text from the server goes in with textContent, never as HTML. Words shown to people
+// come from the message tables in i18n.js (やさしい日本語 by default, English on request).
+import { MESSAGES, apply, errorText, getLang, locale, onLangChange, setLang, setText, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { csrf: "", me: null, rooms: [], room: null, ws: null, wsRetry: 0, lastSeq: 0, readTimer: 0 };
+const state = { csrf: "", me: null, rooms: [], room: null, ws: null, wsRetry: 0, lastSeq: 0, readTimer: 0,
+                enrolInfo: null };
 
-const ERRORS = { network: "つながりません。電波の よい ところで、もう一度 ためして ください。" };
+function affiliation(value) {
+  return value || t("noAffiliation");
+}
+
+/** Why a message was refused: the relay says it in Japanese; the English table knows the codes. */
+function refusedText(p) {
+  const key = `refused.${p.refused_code}`;
+  if (getLang() !== "ja" && p.refused_code && key in MESSAGES[getLang()]) return t(key);
+  return p.refused_message || t("error.generic");
+}
 
 function show(view) {
   for (const id of ["view-enrol", "view-login", "view-wait", "view-chat"]) $(id).hidden = id !== view;
@@ -26,19 +38,19 @@ async function api(method, path, body) {
     resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
                                credentials: "same-origin" });
   } catch (e) {
-    throw Object.assign(new Error(ERRORS.network), { code: "network" });
+    throw Object.assign(new Error(t("error.network")), { code: "network" });
   }
   const data = await resp.json().catch(() => ({}));
   if (!resp.ok) {
     const err = (data && data.error) || {};
-    throw Object.assign(new Error(err.message || "エラーが 起きました。"), { code: err.code || "error", status: resp.status });
+    throw Object.assign(new Error(errorText(err)), { code: err.code || "error", status: resp.status });
   }
   return data;
 }
 
 function timeJst(iso) {
   const d = new Date(iso);
-  return d.toLocaleString("ja-JP", { timeZone: "Asia/Tokyo", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleString(locale(), { timeZone: "Asia/Tokyo", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 function newId() {
@@ -48,6 +60,13 @@ function newId() {
 }
 
 // --- enrolment ------------------------------------------------------------------------------------
+
+function renderInvited() {
+  const info = state.enrolInfo;
+  if (!info) return;
+  setText($("enrol-invited"), "enrol.invited", { name: info.display_name, affiliation: affiliation(info.affiliation),
+                                                 org: info.organisation || t("enrol.orgFallback") });
+}
 
 async function startEnrol(token) {
   show("view-enrol");
@@ -60,9 +79,9 @@ async function startEnrol(token) {
     $("enrol-form").hidden = true;
     return;
   }
-  const org = info.organisation || "団体";
-  $("enrol-invited").textContent = `${info.display_name} さん（${info.affiliation || "所属なし"}）。${org}から 招待されました。下の 項目を 入れて、登録して ください。`;
-  $("pw-min").textContent = String(info.password_min_length);
+  state.enrolInfo = info;
+  renderInvited();
+  setText($("enrol-password-label"), "enrol.password", { min: info.password_min_length });
   if (info.login) $("enrol-login").value = info.login;
   if (info.privacy_notice) {
     $("privacy-box").hidden = false;
@@ -70,9 +89,9 @@ async function startEnrol(token) {
   }
   $("totp-start").addEventListener("click", async () => {
     try {
-      const t = await api("POST", "/api/enrol/totp", { token });
-      if (t.qr_data_uri.startsWith("data:image/svg+xml")) $("totp-qr").src = t.qr_data_uri;
-      $("totp-secret").textContent = t.secret;
+      const totp = await api("POST", "/api/enrol/totp", { token });
+      if (totp.qr_data_uri.startsWith("data:image/svg+xml")) $("totp-qr").src = totp.qr_data_uri;
+      $("totp-secret").textContent = totp.secret;
       $("totp-box").hidden = false;
       $("enrol-code").focus();
     } catch (e) { alertText(e.message); }
@@ -81,14 +100,13 @@ async function startEnrol(token) {
     ev.preventDefault();
     alertText("");
     const guest = info.kind === "guest";
-    if (guest && !$("privacy-ack").checked) { alertText("利用目的を 読んで、チェックを 入れて ください。"); $("privacy-ack").focus(); return; }
+    if (guest && !$("privacy-ack").checked) { alertText(t("enrol.ackNeeded")); $("privacy-ack").focus(); return; }
     try {
       await api("POST", "/api/enrol/complete", { token, login: $("enrol-login").value.trim(),
         password: $("enrol-password").value, totp: $("enrol-code").value.trim(), privacy_ack: guest ? $("privacy-ack").checked : false });
       $("enrol-form").hidden = true;
       $("enrol-done").hidden = false;
-      $("enrol-next").textContent = guest ? "招待した 職員が 承認すると 使えます。先に ログインして 待つことも できます。"
-                                          : "ログインして ください。はじめての 端末は、管理者の 許可が 必要です。";
+      setText($("enrol-next"), guest ? "enrol.nextGuest" : "enrol.nextStaff");
       $("enrol-done").querySelector("p").focus?.();
     } catch (e) { alertText(e.message); }
   });
@@ -118,12 +136,17 @@ async function enter() {
   const me = await api("GET", "/api/me");
   state.me = me;
   state.csrf = me.csrf_token;
-  $("who-name").textContent = `${me.display_name}（${me.affiliation || "所属なし"}）`;
+  renderWho();
   connect();
   if (me.status !== "active") { show("view-wait"); return; }
   show("view-chat");
   if (me.kind === "staff") await loadSafety();
   await loadRooms();
+}
+
+function renderWho() {
+  if (!state.me) return;
+  $("who-name").textContent = t("who", { name: state.me.display_name, affiliation: affiliation(state.me.affiliation) });
 }
 
 $("logout").addEventListener("click", async () => {
@@ -136,21 +159,25 @@ $("logout").addEventListener("click", async () => {
 async function loadRooms() {
   const data = await api("GET", "/api/rooms");
   state.rooms = data.rooms;
+  renderRoomList();
+  if (state.room && !state.rooms.some((r) => r.id === state.room.id)) { state.room = null; $("room").hidden = true; }
+  if (!state.room && state.rooms.length) await openRoom(state.rooms[0].id);
+}
+
+function renderRoomList() {
   const list = $("room-list");
   list.replaceChildren();
   for (const room of state.rooms) {
     const li = document.createElement("li");
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = room.unread ? `${room.name}（未読 ${room.unread}）` : room.name;
+    b.textContent = room.unread ? t("rooms.unread", { name: room.name, count: room.unread }) : room.name;
     b.setAttribute("aria-current", String(state.room && state.room.id === room.id));
     b.addEventListener("click", () => openRoom(room.id));
     li.append(b);
     list.append(li);
   }
   $("no-rooms").hidden = state.rooms.length > 0;
-  if (state.room && !state.rooms.some((r) => r.id === state.room.id)) { state.room = null; $("room").hidden = true; }
-  if (!state.room && state.rooms.length) await openRoom(state.rooms[0].id);
 }
 
 async function openRoom(roomId) {
@@ -176,21 +203,22 @@ function messageItem(m) {
   if (m.mine) li.classList.add("mine");
   const meta = document.createElement("p");
   meta.className = "meta";
-  meta.textContent = `${m.sender.display_name}（${m.sender.affiliation || "所属なし"}） ${timeJst(m.created_at)}${m.edited_at ? "（編集済み）" : ""}`;
+  meta.textContent = t(m.edited_at ? "msg.metaEdited" : "msg.meta", { name: m.sender.display_name,
+    affiliation: affiliation(m.sender.affiliation), time: timeJst(m.created_at) });
   const body = document.createElement("p");
   body.className = "body";
-  body.textContent = m.deleted ? "（削除されました）" : m.body || (m.attachments ? "（ファイルは LGWAN側でだけ 見られます）" : "");
+  body.textContent = m.deleted ? t("msg.deleted") : m.body || (m.attachments ? t("msg.fileOnly") : "");
   li.append(meta, body);
   if (m.attachments && m.body) {
     const note = document.createElement("p");
     note.className = "state";
-    note.textContent = `ファイル ${m.attachments}件（LGWAN側でだけ 見られます）`;
+    note.textContent = t("msg.files", { count: m.attachments });
     li.append(note);
   }
   if (m.mine) {
     const read = document.createElement("p");
     read.className = "state read";
-    read.textContent = m.read_count ? `既読 ${m.read_count}` : "未読";
+    read.textContent = m.read_count ? t("msg.read", { count: m.read_count }) : t("msg.unread");
     li.append(read);
   }
   return li;
@@ -206,7 +234,7 @@ function pendingItem(p) {
   body.textContent = p.body;
   const st = document.createElement("p");
   st.className = p.status === "refused" ? "state refused" : "state";
-  st.textContent = p.status === "refused" ? `送れませんでした：${p.refused_message}` : "送信中…";
+  st.textContent = p.status === "refused" ? t("msg.refused", { reason: refusedText(p) }) : t("msg.sending");
   li.append(body, st);
   return li;
 }
@@ -234,7 +262,7 @@ function showPending(p) {
   const item = pendingItem(p);
   const old = list.querySelector(`li[data-client="${CSS.escape(p.client_msg_id)}"]`);
   if (old) { if (old.dataset.pending) old.replaceWith(item); } else list.append(item);
-  if (p.status === "refused") alertText(`送れませんでした：${p.refused_message}`);
+  if (p.status === "refused") alertText(t("msg.refused", { reason: refusedText(p) }));
 }
 
 function scheduleRead() {
@@ -252,17 +280,21 @@ async function refreshRoom() {
   renderMessages(data.messages, data.pending);
 }
 
+async function showMembers() {
+  if (!state.room) return;
+  const data = await api("GET", `/api/rooms/${state.room.id}/members`);
+  $("members").replaceChildren(...data.members.map((m) => {
+    const li = document.createElement("li");
+    li.textContent = t(m.me ? "room.memberMe" : "room.member", { name: m.display_name, affiliation: affiliation(m.affiliation) });
+    return li;
+  }));
+}
+
 $("members-toggle").addEventListener("click", async () => {
   const open = $("members-toggle").getAttribute("aria-expanded") === "true";
   $("members-toggle").setAttribute("aria-expanded", String(!open));
   $("members").hidden = open;
-  if (open || !state.room) return;
-  const data = await api("GET", `/api/rooms/${state.room.id}/members`);
-  $("members").replaceChildren(...data.members.map((m) => {
-    const li = document.createElement("li");
-    li.textContent = `${m.display_name}（${m.affiliation || "所属なし"}）${m.me ? "・あなた" : ""}`;
-    return li;
-  }));
+  if (!open) await showMembers();
 });
 
 $("post-form").addEventListener("submit", async (ev) => {
@@ -283,10 +315,10 @@ $("post-body").addEventListener("keydown", (ev) => {
 
 // --- 安否確認 (staff phones) ------------------------------------------------------------------------
 
-const CONDITIONS = [["safe", "無事"], ["minor", "軽傷"], ["serious", "重傷"], ["need_help", "要支援"]];
-const CONDITION_LABEL = Object.fromEntries(CONDITIONS);
-const ATTEND = [["yes", "参集できる"], ["no", "参集できない"], ["unknown", "未定"]];
-const ATTEND_LABEL = Object.fromEntries(ATTEND);
+const CONDITIONS = ["safe", "minor", "serious", "need_help"];
+const ATTEND = ["yes", "no", "unknown"];
+const conditionLabel = (code) => (CONDITIONS.includes(code) ? t(`safety.condition.${code}`) : code);
+const attendLabel = (code) => (ATTEND.includes(code) ? t(`safety.attend.${code}`) : code);
 const rollupsOpen = new Set();
 
 function el(tag, props = {}, ...children) {
@@ -313,26 +345,26 @@ async function loadSafety() {
 }
 
 function answerText(a) {
-  if (!a) return "まだ 回答して いません。下の ボタンを 押すと すぐ 送られます。";
-  const parts = [`回答済み：${CONDITION_LABEL[a.condition] || a.condition}`];
-  if (a.attend && a.attend !== "unknown") parts.push(ATTEND_LABEL[a.attend]);
-  if (a.eta_minutes !== null && a.eta_minutes !== undefined) parts.push(`到着まで 約${a.eta_minutes}分`);
-  return `${parts.join("・")}（${timeJst(a.answered_at)}）`;
+  if (!a) return t("safety.notAnswered");
+  const parts = [t("safety.answered", { condition: conditionLabel(a.condition) })];
+  if (a.attend && a.attend !== "unknown") parts.push(attendLabel(a.attend));
+  if (a.eta_minutes !== null && a.eta_minutes !== undefined) parts.push(t("safety.eta", { minutes: a.eta_minutes }));
+  return t("safety.answerAt", { answer: parts.join(t("safety.sep")), time: timeJst(a.answered_at) });
 }
 
 function checkItem(c) {
   const li = el("li", { "data-check": String(c.id) });
-  li.append(el("h3", { text: `【安否確認】${c.title}` }),
-            el("p", { class: "meta", text: `${timeJst(c.started_at)} 開始${c.origin === "relay" ? "（中継サーバーで 開始）" : ""}${c.closed_at ? "・終了しました" : ""}` }));
+  li.append(el("h3", { text: t("safety.heading", { title: c.title }) }),
+            el("p", { class: "meta", text: `${t("safety.started", { time: timeJst(c.started_at) })}${c.origin === "relay" ? t("safety.startedRelay") : ""}${c.closed_at ? t("safety.closed") : ""}` }));
   if (c.message) li.append(el("p", { class: "body", text: c.message }));
   if (c.asked) {
-    const status = el("p", { class: "answer-state", role: "status", text: c.closed_at && !c.answer ? "回答 できません（終了しました）。" : answerText(c.answer) });
+    const status = el("p", { class: "answer-state", role: "status", text: c.closed_at && !c.answer ? t("safety.closedNoAnswer") : answerText(c.answer) });
     li.append(status);
     if (!c.closed_at) li.append(taps(c, status), details(c, status));
   }
   if (c.mine) {
     const box = el("div", { class: "rollup", id: `rollup-${c.id}` });
-    const toggle = el("button", { type: "button", "aria-expanded": String(rollupsOpen.has(c.id)), "aria-controls": `rollup-${c.id}`, text: "集計を 見る（所属ごと）" });
+    const toggle = el("button", { type: "button", "aria-expanded": String(rollupsOpen.has(c.id)), "aria-controls": `rollup-${c.id}`, text: t("safety.showRollup") });
     toggle.addEventListener("click", async () => {
       if (rollupsOpen.has(c.id)) { rollupsOpen.delete(c.id); box.replaceChildren(); toggle.setAttribute("aria-expanded", "false"); return; }
       rollupsOpen.add(c.id);
@@ -357,10 +389,10 @@ async function sendAnswer(c, body, status) {
 }
 
 function taps(c, status) {
-  const group = el("div", { class: "taps", role: "group", "aria-label": "本人の 状況（押すと すぐ 送られます）" });
-  for (const [code, label] of CONDITIONS) {
+  const group = el("div", { class: "taps", role: "group", "aria-label": t("safety.taps") });
+  for (const code of CONDITIONS) {
     const b = el("button", { type: "button", "data-condition": code, "aria-pressed": String(!!c.answer && c.answer.condition === code),
-                            class: code === "serious" || code === "need_help" ? "serious" : "", text: label });
+                            class: code === "serious" || code === "need_help" ? "serious" : "", text: conditionLabel(code) });
     b.addEventListener("click", () => sendAnswer(c, { condition: code, ...(c.answer ? keepDetails(c.answer) : {}) }, status));
     group.append(b);
   }
@@ -374,29 +406,30 @@ function keepDetails(a) {
 function details(c, status) {
   const asks = new Set(c.questions);
   if (![...asks].some((q) => q !== "condition")) return el("span");
-  const box = el("details", { class: "more" }, el("summary", { text: "くわしく 伝える（参集・到着見込み・現在地・連絡事項）" }));
+  const box = el("details", { class: "more" }, el("summary", { text: t("safety.more") }));
   const form = el("form", { novalidate: "" });
   const id = (name) => `safety-${c.id}-${name}`;
   if (asks.has("attend")) {
-    const fs = el("fieldset", {}, el("legend", { text: "参集" }));
-    for (const [code, label] of ATTEND) {
+    const fs = el("fieldset", {}, el("legend", { text: t("safety.attendLegend") }));
+    for (const code of ATTEND) {
+      const label = attendLabel(code);
       const input = el("input", { type: "radio", name: id("attend"), value: code, id: id(`attend-${code}`) });
       if ((c.answer ? c.answer.attend : "unknown") === code) input.checked = true;
       fs.append(el("label", { for: id(`attend-${code}`) }, input, ` ${label}`), " ");
     }
     form.append(fs);
   }
-  if (asks.has("eta")) form.append(el("p", {}, el("label", { for: id("eta"), text: "到着見込み（分）" }), el("br"),
+  if (asks.has("eta")) form.append(el("p", {}, el("label", { for: id("eta"), text: t("safety.etaLabel") }), el("br"),
                                       el("input", { id: id("eta"), type: "number", min: "0", max: "10080", inputmode: "numeric" })));
-  if (asks.has("location")) form.append(el("p", {}, el("label", { for: id("location"), text: "現在地（例：自宅、○○小学校）" }), el("br"),
+  if (asks.has("location")) form.append(el("p", {}, el("label", { for: id("location"), text: t("safety.location") }), el("br"),
                                            el("input", { id: id("location"), maxlength: "200" })));
-  if (asks.has("note")) form.append(el("p", {}, el("label", { for: id("note"), text: "連絡事項" }), el("br"),
+  if (asks.has("note")) form.append(el("p", {}, el("label", { for: id("note"), text: t("safety.note") }), el("br"),
                                        el("textarea", { id: id("note"), rows: "2", maxlength: "1000" })));
-  form.append(el("p", {}, el("button", { type: "submit", class: "primary", text: "くわしい 内容を 送る" })));
+  form.append(el("p", {}, el("button", { type: "submit", class: "primary", text: t("safety.sendDetails") })));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const condition = c.answer ? c.answer.condition : null;
-    if (!condition) { alertText("先に 上の ボタンで 本人の 状況を 選んで ください。"); return; }
+    if (!condition) { alertText(t("safety.conditionFirst")); return; }
     const body = { condition };
     const attend = form.querySelector(`input[name="${id("attend")}"]:checked`);
     if (attend) body.attend = attend.value;
@@ -417,20 +450,22 @@ async function showRollup(checkId) {
   if (!box) return;
   let data;
   try { data = await api("GET", `/api/safety/${checkId}/rollup`); } catch (e) { alertText(e.message); return; }
-  const t = data.totals;
+  const totals = data.totals;
   const cols = ["targets", "answered", "unanswered", "safe", "minor", "serious", "need_help", "attend_yes"];
-  const heads = ["対象", "回答", "未回答", "無事", "軽傷", "重傷", "要支援", "参集可"];
-  const table = el("table", {}, el("caption", { text: "所属ごとの 集計（この 中継サーバーに ある 回答）" }),
-    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "所属" }), ...heads.map((h) => el("th", { scope: "col", text: h })))),
+  const table = el("table", {}, el("caption", { text: t("safety.rollupCaption") }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: t("safety.col.affiliation") }),
+                       ...cols.map((k) => el("th", { scope: "col", text: t(`safety.col.${k}`) })))),
     el("tbody", {}, ...data.affiliations.map((r) => el("tr", {}, el("th", { scope: "row", text: r.affiliation }),
                                                           ...cols.map((k) => el("td", { text: String(r[k]) }))))),
-    el("tfoot", {}, el("tr", {}, el("th", { scope: "row", text: "合計" }), ...cols.map((k) => el("td", { text: String(t[k]) })))));
-  const summary = el("p", { role: "status", text: `回答 ${t.answered} / ${t.targets} 人（要支援・重傷 ${t.needs_attention} 人）` });
-  const attention = el("ul", { "aria-label": "重傷・要支援の 人" },
-    ...data.attention.map((a) => el("li", { text: `${CONDITION_LABEL[a.condition] || a.condition}：${a.display_name}（${a.affiliation || "所属なし"}）${a.location ? `・${a.location}` : ""}${a.note ? `・${a.note}` : ""}` })));
-  const remind = el("button", { type: "button", text: "未回答の 人に もう一度 知らせる" });
+    el("tfoot", {}, el("tr", {}, el("th", { scope: "row", text: t("safety.total") }), ...cols.map((k) => el("td", { text: String(totals[k]) })))));
+  const summary = el("p", { role: "status", text: t("safety.summary", { answered: totals.answered, targets: totals.targets,
+                                                                       attention: totals.needs_attention }) });
+  const sep = t("safety.sep");
+  const attention = el("ul", { "aria-label": t("safety.attention") },
+    ...data.attention.map((a) => el("li", { text: `${t("safety.attentionItem", { condition: conditionLabel(a.condition), name: a.display_name, affiliation: affiliation(a.affiliation) })}${a.location ? `${sep}${a.location}` : ""}${a.note ? `${sep}${a.note}` : ""}` })));
+  const remind = el("button", { type: "button", text: t("safety.remind") });
   remind.addEventListener("click", async () => {
-    try { const r = await api("POST", `/api/safety/${checkId}/remind`, {}); alertText(`${r.reminded} 人に 知らせました。`); }
+    try { const r = await api("POST", `/api/safety/${checkId}/remind`, {}); alertText(t("safety.reminded", { count: r.reminded })); }
     catch (e) { alertText(e.message); }
   });
   box.replaceChildren(summary, table, attention, ...(data.check.closed_at ? [] : [remind]));
@@ -495,7 +530,7 @@ async function onEvent(e) {
       break;
     case "safety.remind":
       await loadSafety();
-      alertText("安否確認の 回答を お願いします。");
+      alertText(t("safety.pleaseAnswer"));
       break;
     case "safety.rollup":
       if (rollupsOpen.has(e.check_id)) await showRollup(e.check_id);
@@ -505,7 +540,33 @@ async function onEvent(e) {
   }
 }
 
+// --- language ---------------------------------------------------------------------------------------
+
+// The button names the other language in that language ("English" / "日本語"); the choice is kept on
+// this device. Text built from server data is drawn again; the rest is re-translated in place.
+$("lang-switch").addEventListener("click", () => setLang(getLang() === "ja" ? "en" : "ja"));
+
+function langNotes() {
+  $("privacy-lang-note").hidden = getLang() === "ja";
+}
+
+onLangChange(async () => {
+  langNotes();
+  renderInvited();
+  renderWho();
+  if ($("view-chat").hidden || !state.me) return;
+  renderRoomList();
+  try {
+    if (state.room) await refreshRoom();
+    if ($("members-toggle").getAttribute("aria-expanded") === "true") await showMembers();
+    await loadSafety();
+  } catch (e) { alertText(e.message); }
+});
+
 // --- start ----------------------------------------------------------------------------------------
+
+apply();
+langNotes();
 
 (async () => {
   const token = location.pathname === "/enrol" ? location.hash.slice(1) : "";

@@ -1,12 +1,13 @@
 // File upload for guests and staff phones (issue 3). The file goes to the relay, which has it rebuilt by the
 // sanitizer; only the rebuilt file goes on to the organisation. A refusal comes back with its reason in
-// やさしい日本語 and is shown as text (never HTML). The pending copy arrives over app.js's WebSocket.
+// やさしい日本語 (and English) and is shown as text (never HTML). The pending copy arrives over app.js's WebSocket.
+import { errorText, setText, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 let checked = false;
 
-function status(text, refused = false) {
-  $("file-status").textContent = text;
+function status(key, vars, refused = false) {
+  setText($("file-status"), key, vars);
   $("file-status").className = refused ? "state refused" : "state";
 }
 
@@ -30,7 +31,7 @@ async function offer() {
     const data = resp.ok ? await resp.json() : { enabled: false };
     $("file-form").hidden = !data.enabled;
     // Without a sanitizer the page says files cannot be sent; with one, the file form below says how.
-    if (data.enabled) document.querySelector('label[for="post-body"]').textContent = "メッセージ";
+    if (data.enabled) setText(document.querySelector('label[for="post-body"]'), "composer.labelWithFiles");
   } catch (e) {
     checked = false;
   }
@@ -42,9 +43,9 @@ $("file-form").addEventListener("submit", async (ev) => {
   alertText("");
   const roomId = $("room").dataset.roomId;
   const file = $("file-input").files[0];
-  if (!file || !roomId) { status("ファイルを えらんで ください。", true); return; }
+  if (!file || !roomId) { status("file.choose", null, true); return; }
   $("file-send").disabled = true;
-  status("ファイルを 確認して、安全な 形に 作り直して います…");
+  status("file.working");
   try {
     const me = await fetch("/api/me", { credentials: "same-origin" }).then((r) => r.json());
     const form = new FormData();
@@ -54,16 +55,16 @@ $("file-form").addEventListener("submit", async (ev) => {
       method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRF-Token": me.csrf_token || "" } });
     const data = await resp.json().catch(() => ({}));
     if (!resp.ok) {
-      const message = (data.error && data.error.message) || "送れませんでした。";
-      status(`送れませんでした：${message}`, true);
-      alertText(`ファイルを 送れませんでした：${message}`);
+      const reason = errorText(data.error, "file.refusedFallback");
+      status("file.refused", { reason }, true);
+      alertText(t("file.refusedAlert", { reason }));
       return;
     }
-    const removed = data.file && data.file.removed ? `（${data.file.removed}）` : "";
-    status(`「${data.file.name}」を 作り直して 送りました${removed}。相手に 届くと、メッセージに 出ます。`);
+    if (data.file && data.file.removed) status("file.sentRemoved", { name: data.file.name, removed: data.file.removed });
+    else status("file.sent", { name: data.file.name });
     $("file-input").value = "";
   } catch (e) {
-    status("つながりません。電波の よい ところで、もう一度 ためして ください。", true);
+    status("error.network", null, true);
   } finally {
     $("file-send").disabled = false;
   }

@@ -56,7 +56,11 @@ async def remove_guest(request: web.Request) -> web.Response:
 
 @routes.get("/api/admin/mobile")
 async def list_mobile(request: web.Request) -> web.Response:
-    return ok({"grants": await kernel(request).guests.list_mobile(actor(request))})
+    service = kernel(request).guests
+    grants = await service.list_mobile(actor(request))
+    # The admin screen shows these read-only: both are set in the config file ([bridge]), not through the API.
+    return ok({"grants": grants, "bridge_enabled": service.outbox is not None,
+               "guest_device_approval": service.cfg.guest_device_approval})
 
 
 @routes.put("/api/admin/staff/{staff_id}/mobile")

@@ -1,10 +1,12 @@
-"""The invitation flow in a real browser (Debian's chromium through Playwright; never `playwright install`).
+"""The invitation flow in real browsers (Debian's chromium through Playwright; never `playwright install`).
 
-Guest side, entirely in the relay's UI: open the link handed over out of band, read and acknowledge
-the 利用目的 notice, choose a login, set a password and TOTP from the locally drawn QR code, log in,
-wait for approval, then read and post. Staff side: the staff UI (lgwan_server/static, built by
-another engineer) has no invite/approve screen yet, so the owner invites and approves **through the
-staff API**; the conversation itself then runs in the staff UI in a second browser context.
+Both tiers run as real processes. Staff side, entirely in the staff UI: the room owner opens the
+room's ゲスト panel, invites a guest, copies the one-time link, sees the guest's status change when
+they have registered on the relay (live), approves them (届け出制), and at the end re-invites and
+removes them (the guest's relay session ends). Guest side, entirely in the
+relay's UI: open the link handed over out of band, read and acknowledge the 利用目的 notice, choose
+a login, set a password and TOTP from the locally drawn QR code, log in, wait for approval, then
+read and post. The conversation then runs between the two browsers.
 """
 
 from __future__ import annotations
@@ -59,6 +61,30 @@ def _shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"relay-{name}.png"), full_page=True)
 
 
+def open_link(page: Any, link: str, timeout: float = 60.0) -> None:
+    """Open an enrolment link once the account has crossed the queue (until then the relay does not know it).
+
+    Each attempt starts from a blank page: going from /enrol to /enrol#token would only change the
+    fragment, and the page would not load again.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto("about:blank")
+        page.goto(link)
+        page.wait_for_function("() => document.getElementById('enrol-invited').textContent.trim()"
+                               " || !document.getElementById('alert').hidden", timeout=15000)
+        if page.locator("#enrol-invited").inner_text().strip():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the relay never knew the link: {page.locator('#alert').inner_text()}")
+        time.sleep(0.2)
+
+
+def _staff_shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"staff-{name}.png"))
+
+
 def test_invitation_flow_in_the_browser(tmp_path: Path) -> None:
     # Own thread: another module's session-scoped Playwright (sync API) keeps an event loop on the main
     # thread, where neither asyncio.run() nor a second sync_playwright() may start.
@@ -73,16 +99,48 @@ def _invitation_flow(tmp_path: Path) -> None:
     try:
         with playwright_sync.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            staff_ctx = browser.new_context(base_url=tiers.lgwan_url, locale="ja-JP")
+            # The owner, signed in (the cookie lands in the context), with the room open in the staff UI.
+            staff_ctx = browser.new_context(base_url=tiers.lgwan_url, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                            viewport={"width": 1280, "height": 900},
+                                            permissions=["clipboard-read", "clipboard-write"])
             login = staff_ctx.request.post("/api/auth/login", data={"login": "sato", "password": "kakehashi-test-2026"})
             assert login.ok, login.text()
-            csrf = {"X-CSRF-Token": login.json()["csrf_token"], "Origin": tiers.lgwan_url}
+            staff_page = staff_ctx.new_page()
+            staff_errors: list[str] = []
+            staff_page.on("console", lambda m: staff_errors.append(m.text) if m.type == "error" else None)
+            staff_page.on("pageerror", lambda e: staff_errors.append(str(e)))
+            staff_page.goto(f"/#/room/{room}")
+            composer = staff_page.locator("#composer-input")
+            expect(composer).to_be_visible(timeout=15000)
 
-            # Staff API (no invite screen in the staff UI yet): invite a guest to a `guests` room.
-            invite = staff_ctx.request.post(f"/api/rooms/{room}/guests", headers=csrf,
-                                            data={"display_name": "山田 太郎", "affiliation": "架橋病院"})
-            assert invite.status == 201, invite.text()
-            link, guest_id = invite.json()["invite_url"], invite.json()["guest"]["id"]
+            # ゲスト panel: invite, and the link is shown once with a copy button.
+            staff_page.locator(".room-tools").get_by_role("button", name="ゲスト", exact=True).click()
+            panel = staff_page.locator(".guests-panel")
+            expect(staff_page.locator("#side-title")).to_have_text("guests-room のゲスト")
+            expect(panel.get_by_text("このルームには、まだゲストがいません。")).to_be_visible()
+            panel.get_by_label("氏名").fill("山田 太郎")
+            panel.get_by_label("所属（任意）").fill("架橋病院")
+            panel.get_by_role("button", name="招待リンクを作成").click()
+            link_box = panel.locator(".link-box")
+            expect(link_box.get_by_role("heading")).to_have_text("山田 太郎（架橋病院） さんの招待リンク")
+            link_input = link_box.get_by_label("リンク")
+            expect(link_input).to_be_focused()
+            link = link_input.input_value()
+            assert link.startswith(f"{tiers.relay_url}/enrol#"), link
+            link_box.get_by_role("button", name="コピー").click()
+            expect(link_box.get_by_role("status")).to_have_text("リンクをコピーしました。")
+            assert staff_page.evaluate("() => navigator.clipboard.readText()") == link
+            item = panel.locator("li.guest-item", has_text="山田 太郎")
+            expect(item.locator(".guest-status")).to_have_text("招待中")
+            expect(item.get_by_role("button", name="承認")).to_have_count(0)     # nothing to approve yet
+            _staff_shot(staff_page, "00-guest-invited")
+            assert _axe(staff_page) == []
+            # The panel is drawn again from the server: the link is not there any more (shown once).
+            staff_page.get_by_role("button", name="閉じる").click()
+            staff_page.locator(".room-tools").get_by_role("button", name="ゲスト", exact=True).click()
+            expect(panel.locator("li.guest-item")).to_have_count(1)
+            expect(panel.locator(".link-box")).to_have_count(0)
+            assert link not in staff_page.evaluate("() => document.body.innerText")
 
             # Guest, in the relay UI: the link handed over out of band.
             guest_ctx = browser.new_context(base_url=tiers.relay_url, locale="ja-JP", viewport={"width": 390, "height": 844})
@@ -92,11 +150,7 @@ def _invitation_flow(tmp_path: Path) -> None:
             page.on("pageerror", lambda e: errors.append(str(e)))
             requested: list[str] = []
             page.on("request", lambda r: requested.append(r.url))
-            for _ in range(100):        # the invitation crosses the queue first
-                page.goto(link)
-                if page.locator("#enrol-invited").inner_text(timeout=5000).strip():
-                    break
-                time.sleep(0.1)
+            open_link(page, link)
             expect(page.locator("#enrol-invited")).to_contain_text("山田 太郎")
             expect(page.locator("#privacy-text")).to_contain_text("利用目的")
             assert page.url.endswith("/enrol"), "the token must leave the address bar"
@@ -122,13 +176,11 @@ def _invitation_flow(tmp_path: Path) -> None:
             assert _axe(page) == []
             secret = secret_el.inner_text().strip()
 
-            # LGWAN hears of the enrolment and the privacy acknowledgement; the owner approves (届け出制).
-            for _ in range(200):
-                status = staff_ctx.request.get(f"/api/guests/{guest_id}").json()
-                if status["status"] == "enrolled":
-                    break
-                time.sleep(0.05)
-            assert status["status"] == "enrolled" and status["privacy_ack_at"]
+            # LGWAN hears of the enrolment and the acknowledgement: the owner's panel changes by itself.
+            expect(item.locator(".guest-status")).to_have_text("承認待ち", timeout=30000)
+            expect(item).to_contain_text("利用目的への同意")
+            approve = item.get_by_role("button", name="山田 太郎（架橋病院） さんを承認")
+            expect(approve).to_be_visible()
 
             page.get_by_role("link", name="ログインする").click()
             sign_in = page.locator("#view-login")
@@ -140,32 +192,57 @@ def _invitation_flow(tmp_path: Path) -> None:
             sign_in.get_by_role("button", name="ログイン").click()
             expect(page.get_by_role("heading", name="承認を 待っています")).to_be_visible()
             _shot(page, "02-waiting")
-            approved = staff_ctx.request.post(f"/api/guests/{guest_id}/approve", headers=csrf)
-            assert approved.ok, approved.text()
-            expect(page.get_by_role("heading", name="guests-room")).to_be_visible(timeout=15000)
 
-            # The staff member has the room open in the staff UI.
-            staff_page = staff_ctx.new_page()
-            staff_page.goto(f"/#/room/{room}")
-            composer = staff_page.locator("#composer-input")
-            composer.wait_for()
+            # 届け出制: the owner approves in the staff UI, after a confirmation that names the guest.
+            approve.click()
+            dialog = staff_page.get_by_role("dialog", name="山田 太郎（架橋病院） さんを承認しますか？")
+            expect(dialog).to_contain_text("利用目的への同意")
+            _staff_shot(staff_page, "01-guest-approve")
+            dialog.get_by_role("button", name="承認", exact=True).click()
+            expect(item.locator(".guest-status")).to_have_text("参加中", timeout=15000)
+            expect(panel.locator("p[role=status]").first).to_have_text("山田 太郎（架橋病院） さんを承認しました。")
+            assert _axe(staff_page) == []
+            expect(page.get_by_role("heading", name="guests-room")).to_be_visible(timeout=30000)
 
             # Guest → staff, seen live in the staff UI with the guest's name.
             page.get_by_role("textbox", name="メッセージ（文字だけ。ファイルは 送れません）").fill("はじめまして。架橋病院の山田です。")
             page.get_by_role("button", name="送信").click()
-            expect(staff_page.get_by_text("はじめまして。架橋病院の山田です。", exact=True)).to_be_visible(timeout=15000)
-            expect(staff_page.get_by_text("山田 太郎").first).to_be_visible()
+            expect(staff_page.get_by_text("はじめまして。架橋病院の山田です。", exact=True)).to_be_visible(timeout=30000)
+            expect(staff_page.locator(".timeline").get_by_text("山田 太郎").first).to_be_visible()
             # Staff → guest, announced in the guest's live region.
             composer.fill("ようこそ。本日15時に打合せをお願いします。")
             composer.press("Enter")
             log = page.get_by_role("log")
-            expect(log).to_contain_text("ようこそ。本日15時に打合せをお願いします。", timeout=15000)
+            expect(log).to_contain_text("ようこそ。本日15時に打合せをお願いします。", timeout=30000)
             expect(log).to_contain_text("佐藤 花子")
-            # 既読: the staff UI opened the room, so the guest's own message shows it was read.
-            expect(log.locator("li.mine .read").first).to_contain_text("既読", timeout=15000)
+            # 既読: the staff UI has the room open, so the guest's own message shows it was read.
+            expect(log.locator("li.mine .read").first).to_contain_text("既読", timeout=30000)
             _shot(page, "03-chat")
+            _staff_shot(staff_page, "02-guest-chat")
             assert _axe(page) == []
+
+            # Re-invite: a new link (shown once again); the old one is dead.
+            guest_id = item.get_attribute("data-guest-id")
+            item.get_by_role("button", name="山田 太郎（架橋病院） さんを招待し直す").click()
+            staff_page.get_by_role("dialog").get_by_role("button", name="招待し直す").click()
+            again = panel.locator(".link-box")
+            expect(again.get_by_role("heading")).to_have_text("山田 太郎（架橋病院） さんの新しい招待リンク")
+            new_link = again.get_by_label("リンク").input_value()
+            assert new_link.startswith(f"{tiers.relay_url}/enrol#") and new_link != link
+            expect(item.locator(".guest-status")).to_have_text("参加中")
+            # Remove: out of the room, and the guest's session on the relay ends.
+            item.get_by_role("button", name="山田 太郎（架橋病院） さんを削除").click()
+            dialog = staff_page.get_by_role("dialog", name="山田 太郎（架橋病院） さんを削除しますか？")
+            expect(dialog).to_contain_text("これまでのメッセージは記録として残ります")
+            dialog.get_by_role("button", name="削除").click()
+            expect(panel.locator("p[role=status]").first).to_have_text("山田 太郎（架橋病院） さんを削除しました。")
+            expect(panel.get_by_text("このルームには、まだゲストがいません。")).to_be_visible()
+            assert staff_ctx.request.get(f"/api/guests/{guest_id}").json()["status"] == "removed"
+            expect(page.locator("#view-login")).to_be_visible(timeout=30000)
+            expect(page.locator("#view-chat")).to_be_hidden()
+
             assert [e for e in errors if "Failed to load resource" not in e] == []
+            assert [e for e in staff_errors if "Failed to load resource" not in e] == []
             # The relay UI loads nothing from anywhere else (no CDN, no web fonts).
             outside = [u for u in requested if not u.startswith((tiers.relay_url, "data:", "ws://127.0.0.1"))]
             assert outside == []

@@ -70,11 +70,22 @@ def test_axe_on_main_screens(browser: Any, server: Server, admin: Staff) -> None
     assert real_errors(sato.errors) == []
     sato.close()
 
-    for section in ("staff", "import", "transfers", "security", "rooms", "audit", "usage"):
+    for section in ("staff", "import", "transfers", "security", "rooms", "phones", "audit", "usage"):
         admin.page.goto(f"/#/admin/{section}")
         expect(admin.page.locator(".admin-tab[aria-current=page]")).to_have_attribute("href", f"#/admin/{section}")
         admin.page.wait_for_load_state("networkidle")
         serious[f"admin-{section}"] = axe_check(admin.page, f"admin-{section}")
+    # A room open to guests: the owner's ゲスト panel (how-to opened, a refused invitation's message shown).
+    # With guests listed, approval dialogs and the relay link: tests/e2e/test_browser.py and test_phone_admin_browser.py.
+    admin.page.goto(f"/#/room/{room_id(admin, '医療機関との連絡')}")
+    admin.page.locator(".room-tools").get_by_role("button", name="ゲスト", exact=True).click()
+    guests = admin.page.locator(".guests-panel")
+    guests.get_by_text("招待から参加までの流れ").click()
+    guests.get_by_label("氏名").fill("山田 太郎")
+    guests.get_by_role("button", name="招待リンクを作成").click()
+    expect(guests.locator(".form-error")).not_to_be_empty()
+    serious["guests-panel"] = axe_check(admin.page, "guests-panel")
+    admin.page.get_by_role("button", name="閉じる").click()
     serious["totp-enrolment"] = [v for v in AXE_RESULTS["totp-enrolment"] if v["impact"] in ("serious", "critical")]
 
     out = ROOT / "test-artifacts" / "axe-results.json"

@@ -2,6 +2,7 @@
 // result lines, and downloading a file the API answers with (signed zips, xlsx, CSV).
 import { get, qs } from "./api.js";
 import { clear, h, plain, uid } from "./dom.js";
+import { fullTime } from "./format.js";
 import { t } from "./i18n.js";
 import { announce } from "./notify.js";
 
@@ -188,4 +189,49 @@ export function table(caption, columns, rows, { className = "table" } = {}) {
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: t(c) })))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => (i === 0
       ? h("th", { scope: "row" }, c) : h("td", {}, c))))))));
+}
+
+/** Copy text to the clipboard: the Clipboard API, or selecting the field and the older copy command. */
+export async function copyText(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    try {
+      return document.execCommand("copy");
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * A link shown once (guest invitations, phone enrolment): a read-only field, a copy button and the
+ * expiry. The server keeps only a hash of the token, so this is the only time anyone sees it.
+ * opts: {titleKey, vars, url, expiresAt (ISO), noteKey}. Focus moves to the field after mounting.
+ */
+export function oneTimeLink({ titleKey, vars = {}, url, expiresAt, noteKey }) {
+  const id = uid("link");
+  const input = h("input", { id, class: "input link-input", readonly: "readonly", value: url,
+    "aria-describedby": `${id}-note`, spellcheck: "false", autocomplete: "off" });
+  input.value = url;
+  input.addEventListener("focus", () => input.select());
+  const status = h("p", { class: "hint", role: "status" });
+  const copy = h("button", { type: "button", class: "button primary small", text: t("link.copy"), on: { click: async () => {
+    const done = await copyText(input);
+    status.textContent = done ? t("link.copied") : t("link.copyFailed");
+    status.className = done ? "notice" : "form-error";
+    announce(status.textContent, { assertive: !done });
+  } } });
+  const box = h("section", { class: "card link-box", "aria-labelledby": `${id}-h` },
+    h("h3", { id: `${id}-h`, text: t(titleKey, vars) }),
+    h("p", { class: "link-note", id: `${id}-note`, text: t(noteKey) }),
+    h("div", { class: "field" }, h("label", { for: id, text: t("link.label") }),
+      h("div", { class: "link-row" }, input, copy)),
+    status,
+    expiresAt ? h("p", { class: "hint", text: t("link.expires", { time: fullTime(expiresAt) }) }) : null);
+  box.input = input;
+  return box;
 }

@@ -1,5 +1,6 @@
 // Admin screens: 職員 (停止・退職・再開, TOTP reset, sessions), CSV 取込, 人事異動, 認証・接続 (IP allowlist,
-// MFA), ルームの公開範囲, 操作ログ (filters, chain verification) and 利用状況.
+// MFA), ルームの公開範囲, スマートフォン・端末 and 中継サーバー連携 (phones.js), 操作ログ (filters, chain
+// verification) and 利用状況.
 import { api, del, get, patch, post, put, qs } from "../api.js";
 import { confirmDialog, openDialog } from "../dialog.js";
 import { clear, h, plain } from "../dom.js";
@@ -9,9 +10,11 @@ import { announce } from "../notify.js";
 import { isAdmin, state } from "../state.js";
 import { roomTitle } from "./sidebar.js";
 import { download, field as labelled } from "../widgets.js";
+import { renderBridge, renderPhones } from "./phones.js";
 import { renderUsage } from "./usage.js";
 
-const SECTIONS = ["staff", "import", "transfers", "security", "rooms", "records", "audit", "usage"];
+const SECTIONS = ["staff", "import", "transfers", "security", "rooms", "phones", "records", "audit", "usage"];
+const SERVER_SECTIONS = ["bridge"];   // the relay link is the server's, not one organisation's
 const AUDITOR_SECTIONS = ["audit"];
 
 async function orgLookups() {
@@ -38,7 +41,8 @@ function result(el, text, ok = true) {
 }
 
 export async function renderAdmin(main, section) {
-  const allowed = isAdmin() ? SECTIONS : AUDITOR_SECTIONS;
+  const allowed = !isAdmin() ? AUDITOR_SECTIONS
+    : state.me.role === "server_admin" ? [...SECTIONS, ...SERVER_SECTIONS] : SECTIONS;
   if (!allowed.includes(section)) section = allowed[0];
   const body = h("div", { class: "admin-body" });
   clear(main).append(h("div", { class: "admin" },
@@ -51,7 +55,8 @@ export async function renderAdmin(main, section) {
   body.append(heading);
   try {
     await { staff: staffSection, import: importSection, transfers: transferSection, security: securitySection,
-      rooms: roomsSection, records: recordsSection, audit: auditSection, usage: (el) => renderUsage(el) }[section](body);
+      rooms: roomsSection, phones: (el) => renderPhones(el, { allStaff }), bridge: (el) => renderBridge(el),
+      records: recordsSection, audit: auditSection, usage: (el) => renderUsage(el) }[section](body);
   } catch (err) {
     body.append(h("p", { class: "form-error", role: "alert", text: err.userMessage || String(err) }));
   }

@@ -27,7 +27,7 @@ const hooks = {
   roomRead: (roomId) => roomRead(roomId),
   openPanel: (title, make) => openPanel(title, make),
 };
-let panelView = null;   // the open tool panel (pins, polls, tasks) for live refreshes
+let panelView = null;   // the open tool panel (pins, polls, tasks, guests) for live refreshes
 
 onCreateRoom(() => createRoomDialog({ onCreated: async (room) => {
   await refreshRooms();
@@ -429,6 +429,9 @@ function onEvent(frame) {
     case "records.notice":
       alerts.onEvent(frame.type, d);
       break;
+    case "guest.enrolled":
+      onGuestEnrolled(d);
+      break;
     case "member.join":
     case "member.leave":
     case "member.role":
@@ -458,6 +461,19 @@ function onRecordMarked(d) {
           class_label: d.class } });
       }
     }
+  }
+}
+
+/** A guest I invited finished enrolment on the relay: say so, and refresh an open guests panel. */
+async function onGuestEnrolled(d) {
+  if (panelView?.content?.classList?.contains("guests-panel")) {
+    panelView.content.refresh().catch(() => {});
+  }
+  try {
+    const guest = await get(`/api/guests/${d.guest_id}`);
+    announce(t("guests.enrolledNotice", { name: plain(guest.display_name) }));
+  } catch {
+    announce(t("guests.enrolledNoticeAnon"));
   }
 }
 

@@ -7,6 +7,7 @@ import { state } from "../state.js";
 import { Composer } from "./composer.js";
 import { MessageView } from "./message.js";
 import { exportDialog } from "./actions.js";
+import { guestsPanel } from "./guests.js";
 import { membersDialog, pinsPanel, pollsPanel, roomTasksPanel } from "./roomtools.js";
 import { roomTitle } from "./sidebar.js";
 
@@ -82,7 +83,7 @@ export class RoomView {
     this.resizer.observe(this.list);
   }
 
-  /** メンバー・ピン留め・アンケート・タスク・書き出し. */
+  /** メンバー・ピン留め・アンケート・タスク・ゲスト・書き出し. */
   toolbar() {
     const room = this.room;
     const tool = (key, fn, popup = "dialog") => h("button", { type: "button", class: "button secondary small",
@@ -93,6 +94,8 @@ export class RoomView {
       tool("room.pins", panel("pins.title", () => pinsPanel(room, { reveal: (m) => this.reveal(m.id, m.seq) })), "panel"),
       tool("room.polls", panel("polls.title", () => pollsPanel(room)), "panel"),
       tool("room.tasks", panel("task.roomTitle", () => roomTasksPanel(room)), "panel"),
+      // 外部ゲスト (issue 5): only rooms an admin opened to guests have any.
+      room.crossing_policy === "guests" ? tool("room.guests", panel("guests.title", () => guestsPanel(room)), "panel") : null,
       tool("room.export", () => exportDialog(room)));
   }
 
