@@ -20,7 +20,9 @@ from pathlib import Path
 from aiohttp import web
 
 from shared.config import ConfigError
+from shared.gcpolicy import configure_for_server
 from shared.logsetup import setup_logging
+from shared.segment import EX_CONFIG, SegmentError, check_segment
 from shared.tlsctx import server_context
 
 from .app import create_app, create_queue_app
@@ -46,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.log_level, cfg.log_format)
     if args.command == "wipe":
         return wipe(cfg, yes=args.yes, force=args.force)
+    try:
+        check_segment("internet_relay")     # 三層分離: this tier runs on インターネット接続系 only
+    except SegmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EX_CONFIG
     asyncio.run(_serve(cfg))
     return 0
 
@@ -95,6 +102,7 @@ async def _serve(cfg: RelayConfig) -> None:
     await web.TCPSite(queue_runner, cfg.queue.host, cfg.queue.port,
                       ssl_context=_tls(cfg.queue.tls_cert, cfg.queue.tls_key)).start()
     web_port, queue_port = web_runner.addresses[0][1], queue_runner.addresses[0][1]
+    configure_for_server()      # rare full GC pauses with many guest/phone sockets (shared/gcpolicy.py)
     _write_port(cfg.queue.port_file, queue_port)
     _write_port(cfg.web.port_file, web_port)
     log.info("listening", extra={"web_port": web_port, "queue_port": queue_port})

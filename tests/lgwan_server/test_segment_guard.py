@@ -56,3 +56,15 @@ def test_an_lgwan_declaration_starts(tmp_path: Path) -> None:
         proc.wait(timeout=15)
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.mark.parametrize("declared", ["LGWAN接続系", "mynumber"])
+def test_the_relay_refuses_anything_but_the_internet_segment(tmp_path: Path, declared: str) -> None:
+    config = tmp_path / "relay.toml"
+    config.write_text('[storage]\ndata_dir = "data"\n', encoding="utf-8")
+    _, env = _setup(tmp_path, declared)
+    done = subprocess.run([sys.executable, "-m", "internet_relay", "--config", str(config), "serve"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78, done.stderr
+    assert "segment_mismatch" in done.stderr and "インターネット接続系" in done.stderr
+    assert not (tmp_path / "data").exists()
