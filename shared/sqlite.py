@@ -101,26 +101,30 @@ class Database:
         async with self._write_lock:
             started = time.perf_counter()
             self._after_commit.clear()
-            committed = False
-            # BEGIN, COMMIT and ROLLBACK run to their end even if this task is cancelled meanwhile:
-            # aiosqlite's thread executes a queued statement regardless, so a cancelled BEGIN would
-            # otherwise leave the shared writer inside a transaction for ever ("cannot start a
-            # transaction within a transaction"), and a cancelled COMMIT would skip the fan-out.
+            committed = [False]
+            phase = "begin"
+            # BEGIN and COMMIT are awaited directly. aiosqlite's thread runs a queued statement even if
+            # the task awaiting it is cancelled, so a cancelled BEGIN would leave the shared writer in a
+            # transaction for ever ("cannot start a transaction within a transaction") and a cancelled
+            # COMMIT would skip the fan-out: the except branch therefore first waits until the thread
+            # has run whatever this task stopped waiting for (``_recover``), and only then reads the
+            # state. (Each of them in a task of its own, ``shared.tasks.finish``, would cost a few
+            # turns of the event loop inside the lock on every transaction: under load that was most
+            # of the time the lock was held — issue 5.)
             try:
-                await finish(self.conn.execute("BEGIN IMMEDIATE"))
+                await self.conn.execute("BEGIN IMMEDIATE")
+                phase = "body"
                 yield self.conn
-                try:
-                    await finish(self.conn.execute("COMMIT"))
-                finally:
-                    committed = not self.conn.in_transaction
-            except BaseException:
-                if self.conn.in_transaction:
-                    await finish(self.conn.execute("ROLLBACK"))
+                phase = "commit"
+                await self.conn.execute("COMMIT")
+                committed[0] = True
+            except BaseException as exc:
+                await finish(self._recover(phase == "commit" and isinstance(exc, asyncio.CancelledError), committed))
                 raise
             finally:
                 # Still under the lock: callbacks (event fan-out, cache updates) run in commit order.
                 callbacks, self._after_commit = self._after_commit, []
-                if committed:
+                if committed[0]:
                     for callback in callbacks:
                         try:
                             callback()
@@ -129,6 +133,20 @@ class Database:
                 elapsed = (time.perf_counter() - started) * 1000
                 if elapsed > SLOW_TRANSACTION_MS:
                     log.warning("slow transaction", extra={"txn": name, "ms": round(elapsed, 1)})
+
+    async def _recover(self, commit_unseen: bool, committed: list[bool]) -> None:
+        """After a failure inside ``transaction()``: roll back, once every statement already queued ran.
+
+        The writer's thread runs statements in order, so once a marker statement has run, so has a
+        BEGIN or COMMIT whose caller was cancelled while waiting. ``commit_unseen``: the task was
+        cancelled while COMMIT ran, which therefore may well have committed (then ``committed[0]``
+        becomes True, so the fan-out still happens).
+        """
+        await self.conn.execute_fetchall("SELECT 1")
+        if commit_unseen and not self.conn.in_transaction:
+            committed[0] = True
+        if self.conn.in_transaction:
+            await self.conn.execute("ROLLBACK")
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current transaction commits (dropped on rollback)."""

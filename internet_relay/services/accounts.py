@@ -286,9 +286,10 @@ class AccountService:
         return device_id, "pending"
 
     async def authenticate(self, token: str) -> Authenticated:
-        session = await store.get_session(self.db, sha256_hex(token))
-        if session is None:
+        found = await store.get_session_and_account(self.db, sha256_hex(token))
+        if found is None:
             raise AppError("not_authenticated")
+        session, account = found
         now = utcnow()
         idle = (now - parse_iso(session.last_seen_at)).total_seconds()
         age = (now - parse_iso(session.created_at)).total_seconds()
@@ -296,7 +297,6 @@ class AccountService:
             async with self.db.transaction("session_expire") as conn:
                 await store.delete_session(conn, session.id)
             raise AppError("session_expired")
-        account = await store.get_account(self.db, session.member)
         if account is None or account.status == "suspended" or self.expired(account):
             raise AppError("not_authenticated")
         if account.device_approval:

@@ -90,12 +90,10 @@ class ChatService:
     async def access_room(self, account: Account, room_id: int) -> Room:
         """The room, or ``room_not_found`` — missing, not a member, and wrong policy look the same."""
         self.require_active(account)
-        room = await store.get_room(self.db, room_id)
+        room = await store.get_room_of_member(self.db, room_id, account.member)    # missing or not a member
         if room is None:
             raise AppError("room_not_found")
         if room.policy not in POLICIES[account.kind]:
-            raise AppError("room_not_found")
-        if await store.get_member(self.db, room_id, account.member) is None:
             raise AppError("room_not_found")
         return room
 
@@ -132,10 +130,9 @@ class ChatService:
         if not _CLIENT_ID.match(client_msg_id):
             raise AppError("invalid_request", field="client_msg_id")
         origin_id = f"{account.member}:{client_msg_id}"
-        existing = await store.get_pending(self.db, origin_id)
+        existing, confirmed = await store.find_origin(self.db, origin_id)
         if existing is not None:
             return pending_json(existing, account.member)
-        confirmed = await store.message_by_origin(self.db, origin_id)
         if confirmed is not None:
             return {**pending_json(Pending(origin_id, room.id, account.member, confirmed.body, None,
                                            confirmed.created_at, "delivered", None), account.member),
@@ -161,9 +158,8 @@ class ChatService:
             raise AppError("rate_limited")
         pending = Pending(origin_id, room.id, account.member, text, thread_root_id, now_iso(), "queued", None)
         async with self.db.transaction("post") as conn:
-            if await store.get_pending(conn, origin_id) is not None:
-                raise AppError("conflict")
-            await store.insert_pending(conn, pending)
+            if not await store.insert_pending_new(conn, pending):
+                raise AppError("conflict")      # the same post, sent twice at once
             await self.outbox.enqueue(conn, env.RelayPost(origin_id=origin_id, room_id=room.id, author=account.member,
                                                           body=text, posted_at=pending.posted_at,
                                                           thread_root_id=thread_root_id))
@@ -191,6 +187,10 @@ class ChatService:
 
     # --- what LGWAN says (inside the link's apply transaction) ----------------------------------
 
+    def run(self, conn: aiosqlite.Connection) -> MessageRun:
+        """A writer for the runs of messages and receipts in one link transaction."""
+        return MessageRun(self, conn)
+
     async def apply(self, conn: aiosqlite.Connection, p: env.Payload) -> None:
         if isinstance(p, env.RoomUpsert):
             await store.upsert_room(conn, p.room_id, p.name, p.policy, now_iso())
@@ -208,8 +208,10 @@ class ChatService:
             await self._publish_room(conn, p.room_id, {"type": "member.update", "room_id": p.room_id})
             frame = dumps({"type": "room.remove", "room_id": p.room_id})
             self.db.after_commit(lambda: self.hub.publish([p.member], frame))
-        elif isinstance(p, env.MessageNew):
-            await self._message_new(conn, p)
+        elif MessageRun.takes(p):
+            run = self.run(conn)
+            await run.add(p)
+            await run.flush()
         elif isinstance(p, env.MessageEdit):
             if await store.edit_message(conn, p.message_id, p.body, p.edited_at):
                 await self._publish_room(conn, p.room_id, {"type": "message.edit", "room_id": p.room_id,
@@ -219,9 +221,6 @@ class ChatService:
             if await store.delete_message(conn, p.message_id):
                 await self._publish_room(conn, p.room_id, {"type": "message.delete", "room_id": p.room_id,
                                                            "id": p.message_id})
-        elif isinstance(p, env.ReceiptOut):
-            if await store.advance_cursor(conn, p.room_id, p.member, p.seq):
-                await self._publish_room(conn, p.room_id, {"type": "receipt", "room_id": p.room_id, "seq": p.seq})
         elif isinstance(p, env.PostRefused):
             if await store.refuse_pending(conn, p.origin_id, p.code):
                 pending = await store.get_pending(conn, p.origin_id)
@@ -229,24 +228,78 @@ class ChatService:
                 frame = dumps({"type": "pending", "pending": pending_json(pending, pending.author)})
                 self.db.after_commit(lambda: self.hub.publish([pending.author], frame))
 
-    async def _message_new(self, conn: aiosqlite.Connection, p: env.MessageNew) -> None:
-        message = Message(p.message_id, p.room_id, p.seq, p.thread_root_id, p.sender, p.sender_name,
-                          p.sender_affiliation, p.body, p.attachments, p.origin_id, p.created_at, None,
-                          False)
-        if not await store.upsert_message(conn, message):
-            return
-        if p.origin_id is not None:
-            await store.delete_pending(conn, p.origin_id)
-        # As on LGWAN, posting means the author has read everything up to their own message.
-        await store.advance_cursor(conn, p.room_id, p.sender, p.seq)
-        cursors = await store.read_cursors(conn, p.room_id)
-        count = _read_count(message, cursors)
-        # The author's copy says "mine" (and carries their client id); everyone else's does not.
-        others = [member for member, _ in cursors if member != p.sender]
-        for_others = dumps({"type": "message.new", "message": message_json(message, "", count)})
-        for_author = dumps({"type": "message.new", "message": message_json(message, p.sender, count)})
-        self.db.after_commit(lambda: (self.hub.publish(others, for_others), self.hub.publish([p.sender], for_author)))
-
 
 def _read_count(m: Message, cursors: list[tuple[str, int]]) -> int:
     return sum(1 for member, seq in cursors if seq >= m.seq and member != m.sender)
+
+
+class MessageRun:
+    """Consecutive ``message.new`` and ``receipt.lgwan`` envelopes of one link transaction, written with
+    a few statements for the whole run instead of several per envelope (the common traffic: text and
+    既読 in crossing rooms).
+
+    Each room's read cursors are read once per run and kept up to date here, so read counts and the
+    people to tell are the same as if each envelope were written on its own. ``flush`` writes
+    everything and queues the frames after commit, in envelope order; the link flushes before it
+    applies any other kind, so that one sees the run's effects (and the next run reads afresh).
+    """
+
+    def __init__(self, chat: ChatService, conn: aiosqlite.Connection) -> None:
+        self.chat = chat
+        self.conn = conn
+        self._cursors: dict[int, dict[str, int] | None] = {}     # room -> member -> cursor; None: not held here
+        self._messages: list[Message] = []
+        self._confirmed: list[str] = []                            # pending posts LGWAN confirmed
+        self._moved: dict[tuple[int, str], int] = {}               # (room, member) -> new cursor
+        self._frames: list[tuple[list[str], str]] = []
+
+    @staticmethod
+    def takes(p: env.Payload) -> bool:
+        return isinstance(p, (env.MessageNew, env.ReceiptOut))
+
+    async def add(self, p: env.Payload) -> None:
+        assert isinstance(p, (env.MessageNew, env.ReceiptOut))
+        if p.room_id not in self._cursors:
+            self._cursors[p.room_id] = await store.room_cursors(self.conn, p.room_id)
+        cursors = self._cursors[p.room_id]
+        if cursors is None:
+            return      # a room the relay does not hold (it stopped crossing meanwhile)
+        if isinstance(p, env.ReceiptOut):
+            if self._advance(p.room_id, cursors, p.member, p.seq):
+                self._frames.append((list(cursors), dumps({"type": "receipt", "room_id": p.room_id, "seq": p.seq})))
+            return
+        message = Message(p.message_id, p.room_id, p.seq, p.thread_root_id, p.sender, p.sender_name,
+                          p.sender_affiliation, p.body, p.attachments, p.origin_id, p.created_at, None, False)
+        self._messages.append(message)
+        if p.origin_id is not None:
+            self._confirmed.append(p.origin_id)
+        # As on LGWAN, posting means the author has read everything up to their own message.
+        self._advance(p.room_id, cursors, p.sender, p.seq)
+        count = _read_count(message, list(cursors.items()))
+        # The author's copy says "mine" (and carries their client id); everyone else's does not.
+        self._frames.append(([member for member in cursors if member != p.sender],
+                             dumps({"type": "message.new", "message": message_json(message, "", count)})))
+        self._frames.append(([p.sender], dumps({"type": "message.new", "message": message_json(message, p.sender,
+                                                                                                count)})))
+
+    def _advance(self, room_id: int, cursors: dict[str, int], member: str, seq: int) -> bool:
+        if member not in cursors or cursors[member] >= seq:
+            return False
+        cursors[member] = self._moved[(room_id, member)] = seq
+        return True
+
+    async def flush(self) -> None:
+        if self._messages:
+            await store.upsert_messages(self.conn, self._messages)
+        if self._confirmed:
+            await store.delete_pending_many(self.conn, self._confirmed)
+        if self._moved:
+            await store.advance_cursors(self.conn, [(room, member, seq) for (room, member), seq in self._moved.items()])
+        frames, hub = self._frames, self.chat.hub
+
+        def publish() -> None:
+            for members, frame in frames:
+                hub.publish(members, frame)
+        if frames:
+            self.chat.db.after_commit(publish)
+        self._cursors, self._messages, self._confirmed, self._moved, self._frames = {}, [], [], {}, []

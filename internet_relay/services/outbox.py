@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiosqlite
 
 from shared import envelope as env
 from shared.limits import MAX_ENVELOPE_BYTES
+from shared.linkstream import OutboxFeed, Queued
 from shared.timeutil import now_iso
 
 from ..storage import link as store
@@ -17,17 +16,18 @@ from ..storage.database import Database
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.wake = asyncio.Event()     # set after a commit that queued something; the link's sender waits on it
-
-    def _notify(self) -> None:
-        self.wake.set()
+        # Rows committed here reach the link's sender in memory (and wake it); it reads the table otherwise.
+        self.feed = OutboxFeed()
 
     async def enqueue(self, conn: aiosqlite.Connection, payload: env.Payload) -> int:
         """Queue ``payload`` as the next relay→LGWAN envelope (checked now with the receiver's rules)."""
         type(payload).from_wire(payload.to_wire())      # raises EnvelopeError: the caller refuses first
         data = env.payload_json(payload)
-        if len(data.encode("utf-8")) > MAX_ENVELOPE_BYTES - 1024:
+        size = len(data.encode("utf-8"))
+        if size > MAX_ENVELOPE_BYTES - 1024:
             raise env.EnvelopeError("too_large")
-        seq = await store.insert_outbox(conn, env.new_id(), payload.KIND, data, now_iso())
-        self.db.after_commit(self._notify)
+        envelope_id = env.new_id()
+        seq = await store.insert_outbox(conn, envelope_id, payload.KIND, data, now_iso())
+        row = Queued(seq, envelope_id, payload, size)
+        self.db.after_commit(lambda: self.feed.committed(row))
         return seq

@@ -41,7 +41,7 @@ _COLS = ("member, kind, display_name, affiliation, status, login, password_hash,
          " failed_logins, locked_until, safety_manager")
 
 
-def _account(row: aiosqlite.Row) -> Account:
+def _account(row: aiosqlite.Row | tuple[object, ...]) -> Account:
     v = list(tuple(row))
     v[13] = bool(v[13])
     v[17] = bool(v[17])
@@ -167,10 +167,16 @@ async def insert_session(conn: aiosqlite.Connection, token_sha256: str, member: 
     return int(cur.lastrowid or 0)
 
 
-async def get_session(db: Source, token_sha256: str) -> Session | None:
-    row = await fetchone(db, "SELECT id, member, device_id, csrf_token, created_at, last_seen_at FROM sessions"
-                             " WHERE token_sha256 = ?", (token_sha256,))
-    return Session(*tuple(row)) if row else None
+async def get_session_and_account(db: Source, token_sha256: str) -> tuple[Session, Account | None] | None:
+    """A session and its account (None when the account is gone) in one read: every API request asks."""
+    cols = ", ".join("a." + c.strip() for c in _COLS.split(","))
+    row = await fetchone(db, "SELECT s.id, s.member, s.device_id, s.csrf_token, s.created_at, s.last_seen_at,"
+                             f" a.member IS NOT NULL, {cols} FROM sessions s LEFT JOIN accounts a ON a.member = s.member"
+                             " WHERE s.token_sha256 = ?", (token_sha256,))
+    if row is None:
+        return None
+    values = tuple(row)
+    return Session(*values[:6]), _account(values[7:]) if values[6] else None
 
 
 async def touch_session(conn: aiosqlite.Connection, session_id: int, now: str) -> None:

@@ -99,6 +99,12 @@ async def record_inbox(conn: aiosqlite.Connection, seq: int, envelope_id: str, k
                        (seq, envelope_id, kind, outcome, now))
 
 
+async def record_inbox_many(conn: aiosqlite.Connection, rows: list[tuple[int, str, str, str, str]]) -> None:
+    """``record_inbox`` for consecutive envelopes: (seq, envelope_id, kind, outcome, received_at), in seq order."""
+    await conn.executemany("INSERT OR REPLACE INTO inbox(seq, envelope_id, kind, outcome, received_at)"
+                           " VALUES (?,?,?,?,?)", rows)
+
+
 async def inbox_envelope_id(db: Source, seq: int) -> str | None:
     return await fetchval(db, "SELECT envelope_id FROM inbox WHERE seq = ?", (seq,))  # type: ignore[no-any-return]
 

@@ -60,9 +60,9 @@ _MSG_COLS = ("id, room_id, seq, thread_root_id, sender, sender_name, sender_affi
 _PENDING_COLS = "origin_id, room_id, author, body, thread_root_id, posted_at, status, refused_code"
 
 
-def _message(row: aiosqlite.Row) -> Message:
+def _message(row: aiosqlite.Row | tuple[object, ...]) -> Message:
     v = tuple(row)
-    return Message(*v[:12], bool(v[12]))
+    return Message(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], bool(v[12]))
 
 
 # --- rooms and members ----------------------------------------------------------------------------
@@ -76,11 +76,6 @@ async def upsert_room(conn: aiosqlite.Connection, room_id: int, name: str, polic
 async def delete_room(conn: aiosqlite.Connection, room_id: int) -> None:
     await conn.execute("DELETE FROM pending WHERE room_id = ?", (room_id,))
     await conn.execute("DELETE FROM rooms WHERE id = ?", (room_id,))   # members and messages cascade
-
-
-async def get_room(db: Source, room_id: int) -> Room | None:
-    row = await fetchone(db, "SELECT id, name, policy FROM rooms WHERE id = ?", (room_id,))
-    return Room(*tuple(row)) if row else None
 
 
 async def rooms_of(db: Source, member: str, policies: tuple[str, ...]) -> list[tuple[Room, int, int]]:
@@ -108,6 +103,13 @@ async def delete_member(conn: aiosqlite.Connection, room_id: int, member: str) -
     await conn.execute("DELETE FROM members WHERE room_id = ? AND member = ?", (room_id, member))
 
 
+async def get_room_of_member(db: Source, room_id: int, member: str) -> Room | None:
+    """The room, if ``member`` is in it (one read for the access check of every request)."""
+    row = await fetchone(db, "SELECT r.id, r.name, r.policy FROM rooms r JOIN members m ON m.room_id = r.id"
+                             " AND m.member = ? WHERE r.id = ?", (member, room_id))
+    return Room(*tuple(row)) if row else None
+
+
 async def get_member(db: Source, room_id: int, member: str) -> Member | None:
     row = await fetchone(db, "SELECT room_id, member, display_name, affiliation, last_read_seq FROM members"
                              " WHERE room_id = ? AND member = ?", (room_id, member))
@@ -130,6 +132,21 @@ async def advance_cursor(conn: aiosqlite.Connection, room_id: int, member: str, 
     return cur.rowcount == 1
 
 
+async def advance_cursors(conn: aiosqlite.Connection, cursors: list[tuple[int, str, int]]) -> None:
+    """``advance_cursor`` for many (room, member, seq) at once."""
+    await conn.executemany("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND member = ?"
+                           " AND last_read_seq < ?", [(seq, room, member, seq) for room, member, seq in cursors])
+
+
+async def room_cursors(db: Source, room_id: int) -> dict[str, int] | None:
+    """Every member's read cursor in a room; None when the room is not held here."""
+    rows = await fetchall(db, "SELECT m.member, m.last_read_seq FROM rooms r LEFT JOIN members m ON m.room_id = r.id"
+                              " WHERE r.id = ?", (room_id,))
+    if not rows:
+        return None
+    return {r[0]: r[1] for r in rows if r[0] is not None}
+
+
 async def purge_mirror(conn: aiosqlite.Connection) -> None:
     """Forget every room (before LGWAN rebuilds the copy). Accounts and queued posts stay."""
     await conn.execute("DELETE FROM messages")
@@ -139,15 +156,20 @@ async def purge_mirror(conn: aiosqlite.Connection) -> None:
 
 # --- messages -------------------------------------------------------------------------------------
 
-async def upsert_message(conn: aiosqlite.Connection, m: Message) -> bool:
-    """False when the room is unknown here."""
-    cur = await conn.execute(
-        f"INSERT INTO messages({_MSG_COLS}) SELECT ?,?,?,?,?,?,?,?,?,?,?,?,? WHERE EXISTS"
-        " (SELECT 1 FROM rooms WHERE id = ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body,"
-        " edited_at = excluded.edited_at, deleted = excluded.deleted",
-        (m.id, m.room_id, m.seq, m.thread_root_id, m.sender, m.sender_name, m.sender_affiliation, m.body,
-         m.attachments, m.origin_id, m.created_at, m.edited_at, int(m.deleted), m.room_id))
-    return cur.rowcount == 1
+_UPSERT_MESSAGE = (
+    f"INSERT INTO messages({_MSG_COLS}) SELECT ?,?,?,?,?,?,?,?,?,?,?,?,? WHERE EXISTS"
+    " (SELECT 1 FROM rooms WHERE id = ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body,"
+    " edited_at = excluded.edited_at, deleted = excluded.deleted")
+
+
+def _message_params(m: Message) -> tuple[object, ...]:
+    return (m.id, m.room_id, m.seq, m.thread_root_id, m.sender, m.sender_name, m.sender_affiliation, m.body,
+            m.attachments, m.origin_id, m.created_at, m.edited_at, int(m.deleted), m.room_id)
+
+
+async def upsert_messages(conn: aiosqlite.Connection, messages: list[Message]) -> None:
+    """Insert or update messages, in order; a message of a room not held here is skipped."""
+    await conn.executemany(_UPSERT_MESSAGE, [_message_params(m) for m in messages])
 
 
 async def get_message(db: Source, message_id: int) -> Message | None:
@@ -202,14 +224,22 @@ async def insert_pending(conn: aiosqlite.Connection, p: Pending) -> None:
                         p.refused_code))
 
 
+async def insert_pending_new(conn: aiosqlite.Connection, p: Pending) -> bool:
+    """Insert a pending post unless its origin id is already pending; False when it was."""
+    cur = await conn.execute(f"INSERT INTO pending({_PENDING_COLS}) VALUES (?,?,?,?,?,?,?,?)"
+                             " ON CONFLICT(origin_id) DO NOTHING",
+                             (p.origin_id, p.room_id, p.author, p.body, p.thread_root_id, p.posted_at, p.status,
+                              p.refused_code))
+    return cur.rowcount == 1
+
+
 async def get_pending(db: Source, origin_id: str) -> Pending | None:
     row = await fetchone(db, f"SELECT {_PENDING_COLS} FROM pending WHERE origin_id = ?", (origin_id,))
     return Pending(*tuple(row)) if row else None
 
 
-async def delete_pending(conn: aiosqlite.Connection, origin_id: str) -> Pending | None:
-    row = await fetchone(conn, f"DELETE FROM pending WHERE origin_id = ? RETURNING {_PENDING_COLS}", (origin_id,))
-    return Pending(*tuple(row)) if row else None
+async def delete_pending_many(conn: aiosqlite.Connection, origin_ids: list[str]) -> None:
+    await conn.executemany("DELETE FROM pending WHERE origin_id = ?", [(o,) for o in origin_ids])
 
 
 async def refuse_pending(conn: aiosqlite.Connection, origin_id: str, code: str) -> bool:
@@ -227,6 +257,21 @@ async def list_pending(db: Source, room_id: int, author: str) -> list[Pending]:
 async def message_by_origin(db: Source, origin_id: str) -> Message | None:
     row = await fetchone(db, f"SELECT {_MSG_COLS} FROM messages WHERE origin_id = ?", (origin_id,))
     return _message(row) if row else None
+
+
+async def find_origin(db: Source, origin_id: str) -> tuple[Pending | None, Message | None]:
+    """The pending post and the confirmed message with this origin id (either, both or neither), in one read."""
+    pending_cols = ", ".join("p." + c.strip() for c in _PENDING_COLS.split(","))
+    message_cols = ", ".join("m." + c.strip() for c in _MSG_COLS.split(","))
+    row = await fetchone(db, f"SELECT p.origin_id IS NOT NULL, {pending_cols}, m.id IS NOT NULL, {message_cols}"
+                             " FROM (SELECT ? AS origin_id) o LEFT JOIN pending p ON p.origin_id = o.origin_id"
+                             " LEFT JOIN messages m ON m.origin_id = o.origin_id LIMIT 1", (origin_id,))
+    assert row is not None
+    values = tuple(row)
+    split = 1 + len(_PENDING_COLS.split(","))
+    pending = Pending(*values[1:split]) if values[0] else None
+    message = _message(values[split + 1:]) if values[split] else None
+    return pending, message
 
 
 async def count_rows(db: Source, table: str) -> int:

@@ -1,7 +1,8 @@
 """The link to the relay. The LGWAN side always dials out; the relay never connects anywhere.
 
 One session: connect to ``ws(s)://relay:queue_port/queue``, answer the relay's challenge, check the
-relay's proof (``shared.link``), agree where each direction resumes, then stream both ways:
+relay's proof (``shared.link``), agree where each direction resumes, then stream both ways
+(``shared.linkstream``, the same code as the relay's; this class is the LGWAN ``LinkSide``):
 envelopes from ``bridge_outbox`` (sealed afresh on each send), envelopes from the relay applied
 through ``BridgeInbox``, cumulative acks both ways. Any failure ends the session; the next one
 starts after an exponential backoff with jitter (capped by ``[bridge] max_backoff``), for outages
@@ -22,8 +23,8 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from shared import envelope as env
-from shared import link
-from shared.limits import MAX_ENVELOPE_BYTES
+from shared import link, linkstream
+from shared.linkstream import HEARTBEAT_SECONDS, MAX_FRAME_BYTES
 from shared.signing import KeyRing, SignatureError, Signer, load_key_ring, load_signer
 from shared.tasks import finish
 from shared.timeutil import now_iso, parse_iso, utcnow
@@ -38,14 +39,8 @@ from .outbox import BridgeOutbox
 
 log = logging.getLogger(__name__)
 
-# A frame up to twice the envelope limit still reaches the envelope check (and its audited
-# "too_large" refusal); anything bigger is cut off by aiohttp itself (close 1009), also audited.
-MAX_FRAME_BYTES = 2 * MAX_ENVELOPE_BYTES
-HEARTBEAT_SECONDS = 10.0
 FIRST_BACKOFF = 0.2
 STABLE_AFTER = 30.0            # a session that lasted this long resets the backoff
-ACK_PERSIST_INTERVAL = 0.5
-MAX_BATCH = 64                 # envelopes applied in one transaction when a backlog has built up
 
 
 class Dialler:
@@ -64,15 +59,18 @@ class Dialler:
         self.last_error: str | None = None
         self.last_error_at: str | None = None
         self.sessions = 0
-        self.sent = 0
-        self.received = 0
+        self.counters = linkstream.LinkCounters()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stream: linkstream.LinkStream | None = None
         self._control = asyncio.Event()       # pause/resume: wakes the backoff sleep
-        self._acked_event = asyncio.Event()   # an ack arrived: the sender's window may open
-        self._ack_due = asyncio.Event()       # something was applied: tell the relay
-        self._peer_acked = 0                  # highest LGWAN→relay seq the relay confirmed (this session)
-        self._persisted_ack = 0
-        self._applied = 0                     # highest relay→LGWAN seq applied here
+
+    # --- LinkSide ----------------------------------------------------------------------------------
+
+    peer = env.RELAY
+
+    @property
+    def feed(self) -> linkstream.OutboxFeed:
+        return self.outbox.feed
 
     # --- admin controls --------------------------------------------------------------------------
 
@@ -101,7 +99,8 @@ class Dialler:
     async def health(self) -> dict[str, Any]:
         """Queue depth and lag for /healthz: lag is the age of the oldest envelope the relay has not confirmed."""
         state = await store.get_state(self.db)
-        acked = max(state.out_acked_seq, self._peer_acked if self.connected else 0)
+        stream = self._stream
+        acked = max(state.out_acked_seq, stream.peer_acked if stream is not None else 0)
         oldest = await store.oldest_unacked_created_at(self.db, acked)
         lag = max(0.0, (utcnow() - parse_iso(oldest)).total_seconds()) if oldest else 0.0
         return {"enabled": True, "connected": self.connected, "paused": state.paused,
@@ -109,8 +108,8 @@ class Dialler:
                 "last_error": self.last_error, "last_error_at": self.last_error_at,
                 "outbound": {"last_seq": state.out_last_seq, "acked_seq": acked,
                              "depth": max(0, state.out_last_seq - acked), "lag_seconds": round(lag, 3),
-                             "sent": self.sent},
-                "inbound": {"applied_seq": state.in_applied_seq, "received": self.received}}
+                             "sent": self.counters.sent},
+                "inbound": {"applied_seq": state.in_applied_seq, "received": self.counters.received}}
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -180,13 +179,17 @@ class Dialler:
                                    ssl=self._ssl(), compress=0, autoping=True)
         self._ws = ws
         try:
-            start = await self._handshake(ws)
+            peer_ack, applied = await self._handshake(ws)
             self.sessions += 1
             self.connected, self.connected_since = True, now_iso()
             self.last_error = None
-            log.info("bridge link up", extra={"resume_from": start, "applied": self._applied})
-            await self._stream(ws, start)
+            log.info("bridge link up", extra={"resume_from": peer_ack + 1, "applied": applied})
+            self._stream = linkstream.LinkStream(
+                ws, self, signer=self.signer, keyring=self.keyring, skew=timedelta(seconds=self.cfg.clock_skew),
+                counters=self.counters, start=peer_ack + 1, peer_acked=peer_ack, applied=applied)
+            await self._stream.run()      # records the relay's last ack however it ends
         finally:
+            self._stream = None
             await ws.close()
 
     async def _receive_text(self, ws: aiohttp.ClientWebSocketResponse) -> str:
@@ -195,8 +198,9 @@ class Dialler:
             raise link.LinkError("handshake_failed", f"got {msg.type.name}")
         return str(msg.data)
 
-    async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> int:
-        """Authenticate both ways and agree where each direction resumes; returns the first seq to send."""
+    async def _handshake(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int, int]:
+        """Authenticate both ways and agree where each direction resumes: (the relay's ack of what we
+        sent, the highest relay seq applied here)."""
         challenge = link.parse_control(await self._receive_text(ws), expect=("challenge",))
         lgwan_nonce = link.new_nonce()
         ids = {"relay_nonce": challenge["nonce"], "lgwan_nonce": lgwan_nonce, "relay_key_id": challenge["key_id"],
@@ -214,12 +218,12 @@ class Dialler:
                                                                                "relay_key_id": challenge["key_id"]}))
             raise
         # Every write of the link runs to its end even if the session is cancelled (shared/tasks.py).
-        ack, reset, start = await finish(self._resume(welcome["epoch"], welcome["ack"]))
-        await ws.send_str(link.control("ready", ack=ack, reset=reset))
-        return start
+        peer_ack, applied, reset = await finish(self._resume(welcome["epoch"], welcome["ack"]))
+        await ws.send_str(link.control("ready", ack=applied, reset=reset))
+        return peer_ack, applied
 
-    async def _resume(self, epoch: str, peer_ack: int) -> tuple[int, bool, int]:
-        """(our ack to send, whether the relay must rebuild, first seq to send)."""
+    async def _resume(self, epoch: str, peer_ack: int) -> tuple[int, int, bool]:
+        """(the relay's ack to resume after, our ack to send, whether the relay must rebuild)."""
         state = await store.get_state(self.db)
         oldest = await store.oldest_outbox_seq(self.db)
         reason = None
@@ -243,162 +247,46 @@ class Dialler:
             async with self.db.transaction("bridge_ack") as conn:
                 await store.mark_acked(conn, state.out_acked_seq, peer_ack, now_iso())
         state = await store.get_state(self.db)
-        self._peer_acked = self._persisted_ack = peer_ack
-        self._applied = state.in_applied_seq
-        return state.in_applied_seq, reason is not None, peer_ack + 1
+        return peer_ack, state.in_applied_seq, reason is not None
 
-    # --- streaming ---------------------------------------------------------------------------------
+    # --- streaming (shared.linkstream) ------------------------------------------------------------------
 
-    async def _stream(self, ws: aiohttp.ClientWebSocketResponse, start: int) -> None:
-        """Send, receive and apply at once; the first of them to end ends the session."""
-        frames: asyncio.Queue[bytes] = asyncio.Queue(maxsize=2 * link.WINDOW)
-        main = [asyncio.create_task(self._receive_loop(ws, frames)), asyncio.create_task(self._apply_loop(ws, frames)),
-                asyncio.create_task(self._send_loop(ws, start))]
-        helpers = [asyncio.create_task(self._ack_loop(ws)), asyncio.create_task(self._persist_loop())]
-        try:
-            await asyncio.wait(main, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in main + helpers:
-                task.cancel()
-            results = await asyncio.gather(*main, *helpers, return_exceptions=True)
-            await self._persist_ack()
-        for result in results:
-            if isinstance(result, link.LinkError):
-                raise result
+    async def outbox_from(self, first_seq: int, limit: int) -> list[linkstream.Queued]:
+        return [linkstream.Queued(row.seq, row.envelope_id, env.payload_from_json(row.kind, row.payload))
+                for row in await store.outbox_from(self.db, first_seq, limit)]
 
-    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse, start: int) -> None:
-        next_seq = start
-        try:
-            while True:
-                in_flight = next_seq - 1 - self._peer_acked
-                if in_flight >= link.WINDOW:
-                    self._acked_event.clear()
-                    await self._acked_event.wait()
-                    continue
-                self.outbox.wake.clear()
-                rows = await store.outbox_from(self.db, next_seq, min(256, link.WINDOW - in_flight))
-                if not rows:
-                    await self.outbox.wake.wait()
-                    continue
-                for row in rows:
-                    if row.seq != next_seq:   # unacked rows are never deleted; this is a bug, not an attack
-                        raise link.LinkError("outbox_gap", f"expected {next_seq}, found {row.seq}")
-                    raw = env.seal(env.payload_from_json(row.kind, row.payload), seq=row.seq, signer=self.signer,
-                                   envelope_id=row.envelope_id)
-                    await ws.send_bytes(raw)
-                    self.sent += 1
-                    next_seq += 1
-        except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
-            await ws.close()
-
-    async def _ack_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        with contextlib.suppress(ConnectionResetError, RuntimeError, aiohttp.ClientError):
-            while True:
-                await self._ack_due.wait()
-                self._ack_due.clear()
-                await ws.send_str(link.control("ack", seq=self._applied))
-
-    async def _persist_loop(self) -> None:
-        while True:
-            await asyncio.sleep(ACK_PERSIST_INTERVAL)
-            await self._persist_ack()
-
-    async def _persist_ack(self) -> None:
-        """Record the relay's acks (coalesced: the handshake re-reads the authoritative value anyway)."""
-        acked = self._peer_acked
-        if acked > self._persisted_ack:
-            await finish(self._mark_acked(self._persisted_ack, acked))
-            self._persisted_ack = acked
-
-    async def _mark_acked(self, previous: int, acked: int) -> None:
+    async def mark_acked(self, previous: int, acked: int) -> None:
         async with self.db.transaction("bridge_ack") as conn:
             await store.mark_acked(conn, previous, acked, now_iso())
 
-    async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse, frames: asyncio.Queue[bytes]) -> None:
-        """Read frames: control frames act at once; envelopes queue for the applier (bounded)."""
-        async for msg in ws:
-            if msg.type == WSMsgType.BINARY:
-                await frames.put(msg.data)
-            elif msg.type == WSMsgType.TEXT:
-                self._on_control(str(msg.data))
-            elif msg.type == WSMsgType.ERROR:
-                exc = msg.data if isinstance(msg.data, BaseException) else ws.exception()
-                too_big = getattr(exc, "code", None) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-                code = "frame_too_large" if too_big else "link_error"
-                if code == "frame_too_large":
-                    await finish(self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
-                                                         target_type="envelope", detail={"code": code}))
-                raise link.LinkError(code, str(exc)[:120])
-        if ws.close_code == link.CLOSE_REJECTED:
-            raise link.LinkError("relay_rejected")
+    async def applied_id(self, seq: int) -> str | None:
+        return await store.inbox_envelope_id(self.db, seq)
 
-    def _on_control(self, text: str) -> None:
-        frame = link.parse_control(text, expect=("ack", "reject"))
-        if frame["type"] == "ack":
-            seq = int(frame["seq"])
-            if seq > self._peer_acked:
-                self._peer_acked = seq
-                self._acked_event.set()
-        else:
-            log.warning("relay rejected an envelope", extra={"code": frame["code"], "seq": frame["seq"]})
-            self._failed("relay_rejected_" + frame["code"][:40])
+    def batchable(self, envelope: env.Envelope) -> bool:
+        return self.inbox.batchable(envelope)
 
-    async def _apply_loop(self, ws: aiohttp.ClientWebSocketResponse, frames: asyncio.Queue[bytes]) -> None:
-        """Take whatever has arrived (up to MAX_BATCH) and handle it; consecutive posts share a transaction."""
-        while True:
-            batch = [await frames.get()]
-            while len(batch) < MAX_BATCH and not frames.empty():
-                batch.append(frames.get_nowait())
-            await self._handle(ws, batch)
+    async def apply(self, envelopes: list[env.Envelope]) -> None:
+        await self.inbox.apply(envelopes)
 
-    async def _handle(self, ws: aiohttp.ClientWebSocketResponse, batch: list[bytes]) -> None:
-        ready: list[env.Envelope] = []
-        for raw in batch:
-            self.received += 1
-            applied = ready[-1].seq if ready else self._applied
-            verdict = await link.judge(raw, expect_sender=env.RELAY, keyring=self.keyring,
-                                       skew=timedelta(seconds=self.cfg.clock_skew), applied_seq=applied,
-                                       applied_id=lambda seq: store.inbox_envelope_id(self.db, seq))
-            if verdict.action == link.APPLY and verdict.envelope is not None:
-                if not self.inbox.batchable(verdict.envelope):
-                    await self._apply(ready)
-                    ready = []
-                    await self._apply([verdict.envelope])
-                else:
-                    ready.append(verdict.envelope)
-                continue
-            await self._apply(ready)
-            ready = []
-            await self._refuse(ws, verdict, raw)
-        await self._apply(ready)
+    def peer_refused(self, code: str, seq: int | None) -> None:
+        log.warning("relay rejected an envelope", extra={"code": code, "seq": seq})
+        self._failed("relay_rejected_" + code[:40])
 
-    async def _apply(self, envelopes: list[env.Envelope]) -> None:
-        if envelopes:
-            await finish(self.inbox.apply(envelopes))
-            self._applied = envelopes[-1].seq
-            self._ack_due.set()
+    async def frame_too_large(self) -> None:
+        await self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
+                                      target_type="envelope", detail={"code": "frame_too_large"})
 
-    async def _refuse(self, ws: aiohttp.ClientWebSocketResponse, verdict: link.Verdict, raw: bytes) -> None:
-        """Everything but a clean apply: consume, acknowledge a replay, or reject and close."""
-        if verdict.action == link.CONSUME:
-            assert verdict.seq is not None and verdict.envelope_id is not None and verdict.kind is not None
-            await finish(self.inbox.consume_rejected(verdict.seq, verdict.envelope_id, verdict.kind, verdict.code,
-                                                     verdict.detail))
-            self._applied = verdict.seq
-            self._ack_due.set()
-        elif verdict.action == link.DUPLICATE:
-            await finish(self.audit.record_alone(
-                BRIDGE_ACTOR, "bridge.replay", outcome="denied", target_type="envelope",
-                target_id=verdict.envelope_id or "",
-                detail={"seq": verdict.seq, "kind": verdict.kind, "applied": self._applied}))
-            self._ack_due.set()     # acknowledge again; nothing is applied
-        else:
-            await finish(self.audit.record_alone(
-                BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied", target_type="envelope",
-                target_id=verdict.envelope_id or "",
-                detail={"code": verdict.code, "seq": verdict.seq, "kind": verdict.kind,
-                        "reason": verdict.detail[:120], "bytes": len(raw)}))
-            with contextlib.suppress(ConnectionResetError, RuntimeError, aiohttp.ClientError):
-                await ws.send_str(link.control("reject", seq=verdict.seq, code=verdict.code[:60]))
-            await ws.close(code=link.CLOSE_REJECTED, message=verdict.code.encode()[:100])
-            raise link.LinkError("rejected_" + verdict.code)
+    async def consume(self, verdict: link.Verdict, raw: bytes) -> None:
+        assert verdict.seq is not None and verdict.envelope_id is not None and verdict.kind is not None
+        await self.inbox.consume_rejected(verdict.seq, verdict.envelope_id, verdict.kind, verdict.code, verdict.detail)
+
+    async def replayed(self, verdict: link.Verdict, raw: bytes, applied: int) -> None:
+        await self.audit.record_alone(BRIDGE_ACTOR, "bridge.replay", outcome="denied", target_type="envelope",
+                                      target_id=verdict.envelope_id or "",
+                                      detail={"seq": verdict.seq, "kind": verdict.kind, "applied": applied})
+
+    async def refused(self, verdict: link.Verdict, raw: bytes) -> None:
+        await self.audit.record_alone(BRIDGE_ACTOR, "bridge.envelope_rejected", outcome="denied",
+                                      target_type="envelope", target_id=verdict.envelope_id or "",
+                                      detail={"code": verdict.code, "seq": verdict.seq, "kind": verdict.kind,
+                                              "reason": verdict.detail[:120], "bytes": len(raw)})

@@ -58,6 +58,44 @@ class Checked:
     membership: room_store.Membership
 
 
+class _BatchChecks:
+    """The read-only checks of a batch's posts and receipts, on a reader connection, each asked once:
+    a backlog is mostly the same few people in the same few rooms."""
+
+    def __init__(self, inbox: BridgeInbox) -> None:
+        self.inbox = inbox
+        self._authors: dict[str, tuple[str, org_store.Staff, str] | Refused] = {}
+        self._rooms: dict[tuple[str, int, int], tuple[room_store.Room, room_store.Membership] | Refused] = {}
+
+    async def check(self, payload: env.Payload) -> Checked | None:
+        if isinstance(payload, env.RelayPost):
+            token = payload.author
+        elif isinstance(payload, env.ReceiptIn):
+            token = payload.member
+        else:
+            return None
+        if token not in self._authors:
+            try:
+                self._authors[token] = await self.inbox._author(self.inbox.db, token)
+            except Refused as exc:
+                self._authors[token] = exc
+        author = self._authors[token]
+        if isinstance(author, Refused):
+            raise Refused(author.code)
+        kind, staff, affiliation = author
+        key = (kind, staff.id, payload.room_id)
+        if key not in self._rooms:
+            try:
+                self._rooms[key] = await self.inbox._room_for(self.inbox.db, kind, staff.id, payload.room_id)
+            except Refused as exc:
+                self._rooms[key] = exc
+        place = self._rooms[key]
+        if isinstance(place, Refused):
+            raise Refused(place.code)
+        room, membership = place
+        return Checked(staff, affiliation, room, membership)
+
+
 class Refused(Exception):
     """A business rule refuses an envelope that was otherwise valid."""
 
@@ -81,31 +119,50 @@ class BridgeInbox:
         """Apply verified, consecutive envelopes in one transaction. Returns the outcomes recorded.
 
         Who may post where is checked first on a reader connection, as the staff HTTP path does
-        (``MessageService.post`` checks access before its transaction); the writer's transaction then
-        holds only the writes, the idempotency check and the inbox records. Under a backlog several
-        envelopes share one transaction; the caller keeps kinds that change who may act (enrolments,
-        devices) in a batch of their own, so no check can miss an earlier envelope's effect.
+        (``MessageService.post`` checks access before its transaction), once per author and room in
+        the batch; the writer's transaction then holds only the writes, the idempotency check (one
+        query for the batch) and the inbox records (one statement for the batch). Under a backlog
+        several envelopes share one transaction; the caller keeps kinds that change who may act
+        (enrolments, devices) in a batch of their own, so no check can miss an earlier envelope's effect.
         """
+        checker = _BatchChecks(self)
         checks: list[Checked | Refused | None] = []
         for envelope in envelopes:
             try:
-                checks.append(await self._check(envelope.payload))
+                checks.append(await checker.check(envelope.payload))
             except Refused as exc:
                 checks.append(exc)
         outcomes = []
         async with self.db.transaction("bridge_apply") as conn:
+            seen = await self._origins_taken(conn, envelopes, checks)
             for envelope, checked in zip(envelopes, checks, strict=True):
                 try:
                     if isinstance(checked, Refused):
                         raise checked
-                    await self._dispatch(conn, envelope.payload, checked)
+                    await self._dispatch(conn, envelope.payload, checked, seen)
                     outcome = "applied"
                 except Refused as exc:
                     outcome = f"refused:{exc.code}"
                     await self._refused(conn, envelope, exc.code)
-                await store.record_inbox(conn, envelope.seq, envelope.id, envelope.kind, outcome, now_iso())
                 outcomes.append(outcome)
+            now = now_iso()
+            await store.record_inbox_many(conn, [(e.seq, e.id, e.kind, outcome, now)
+                                                 for e, outcome in zip(envelopes, outcomes, strict=True)])
         return outcomes
+
+    @staticmethod
+    async def _origins_taken(conn: aiosqlite.Connection, envelopes: list[env.Envelope],
+                             checks: list[Checked | Refused | None]) -> set[tuple[int, str]]:
+        """(author, idempotency key) of the batch's posts already on LGWAN: one query per author, inside
+        the transaction; the posts of this batch join the set as they are written."""
+        wanted: dict[int, list[str]] = {}
+        for envelope, checked in zip(envelopes, checks, strict=True):
+            if isinstance(envelope.payload, env.RelayPost) and isinstance(checked, Checked):
+                wanted.setdefault(checked.staff.id, []).append(f"relay:{envelope.payload.origin_id}")
+        seen: set[tuple[int, str]] = set()
+        for staff_id, keys in wanted.items():
+            seen.update((staff_id, key) for key in await store.origins_taken(conn, staff_id, keys))
+        return seen
 
     @staticmethod
     def batchable(envelope: env.Envelope) -> bool:
@@ -142,22 +199,11 @@ class BridgeInbox:
                                     target_type="envelope", target_id=envelope.id,
                                     detail={"code": code, "kind": envelope.kind, "seq": envelope.seq})
 
-    async def _check(self, payload: env.Payload) -> Checked | None:
-        """The read-only checks of posts and receipts, on a reader connection."""
-        if isinstance(payload, env.RelayPost):
-            kind, staff, affiliation = await self._author(self.db, payload.author)
-            room, membership = await self._room_for(self.db, kind, staff.id, payload.room_id)
-            return Checked(staff, affiliation, room, membership)
-        if isinstance(payload, env.ReceiptIn):
-            kind, staff, affiliation = await self._author(self.db, payload.member)
-            room, membership = await self._room_for(self.db, kind, staff.id, payload.room_id)
-            return Checked(staff, affiliation, room, membership)
-        return None
-
-    async def _dispatch(self, conn: aiosqlite.Connection, payload: env.Payload, checked: Checked | None) -> None:
+    async def _dispatch(self, conn: aiosqlite.Connection, payload: env.Payload, checked: Checked | None,
+                        seen: set[tuple[int, str]]) -> None:
         if isinstance(payload, env.RelayPost):
             assert checked is not None
-            await self._post(conn, payload, checked)
+            await self._post(conn, payload, checked, seen)
         elif isinstance(payload, env.ReceiptIn):
             assert checked is not None
             await self.messages.mark_read_in_transaction(conn, checked.staff.id, payload.room_id, payload.seq)
@@ -211,7 +257,8 @@ class BridgeInbox:
 
     # --- kinds -----------------------------------------------------------------------------------
 
-    async def _post(self, conn: aiosqlite.Connection, p: env.RelayPost, checked: Checked) -> None:
+    async def _post(self, conn: aiosqlite.Connection, p: env.RelayPost, checked: Checked,
+                    seen: set[tuple[int, str]]) -> None:
         staff, affiliation, room, membership = checked.staff, checked.affiliation, checked.room, checked.membership
         if room.archived:
             raise Refused("room_archived")
@@ -220,7 +267,7 @@ class BridgeInbox:
         if room.kind == "announcement" and membership.role != "owner":
             raise Refused("announcement_owner_only")
         client_msg_id = f"relay:{p.origin_id}"
-        if await store.origin_taken(conn, staff.id, client_msg_id):
+        if (staff.id, client_msg_id) in seen:
             # Already here (e.g. a rebuilt relay sent it again under a new seq): the origin id is the
             # second idempotency key, so it still takes effect once.
             raise Refused("duplicate_origin")
@@ -235,6 +282,7 @@ class BridgeInbox:
         await self.messages.post_in_transaction(conn, actor, staff.display_name, room.id,
                                                 NewMessage(body=body, thread_root_id=p.thread_root_id,
                                                            client_msg_id=client_msg_id), body, [])
+        seen.add((staff.id, client_msg_id))
 
     async def _enrolled(self, conn: aiosqlite.Connection, p: env.AccountEnrolled) -> None:
         member = parse_member(p.account)

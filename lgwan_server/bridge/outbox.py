@@ -14,7 +14,6 @@ use only — never the rest of the audience, nobody's answers, no room. Every st
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import aiosqlite
 
 from shared import envelope as env
 from shared.limits import MAX_DISPLAY_NAME_CHARS, MAX_ENVELOPE_BYTES, MAX_ROOM_NAME_CHARS
+from shared.linkstream import OutboxFeed, Queued
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso, to_iso, utcnow
 
@@ -114,10 +114,11 @@ class BridgeOutbox:
     def __init__(self, db: Database, cfg: BridgeConfig) -> None:
         self.db = db
         self.cfg = cfg
-        self.wake = asyncio.Event()     # set after a commit that queued something; the dialler waits on it
-
-    def _notify(self) -> None:
-        self.wake.set()
+        # Rows committed here reach the dialler's sender in memory (and wake it); it reads the table otherwise.
+        self.feed = OutboxFeed()
+        # Whether each room crossed the last time one of its events was routed: only which way a
+        # message.new is tried first (``_message_if_mirrored``), never what crosses.
+        self._crossing: dict[int, bool] = {}
 
     # --- queueing --------------------------------------------------------------------------------
 
@@ -129,17 +130,28 @@ class BridgeOutbox:
         """
         if isinstance(payload, env.AccountUpsert) and payload.kind == "staff":
             payload = await self._with_safety_role(conn, payload)
+        data, size = self._checked(payload)
+        envelope_id = env.new_id()
+        seq = await store.insert_outbox(conn, envelope_id, payload.KIND, data, room_id, now_iso())
+        self._queued(Queued(seq, envelope_id, payload, size))
+        return seq
+
+    @staticmethod
+    def _checked(payload: env.Payload) -> tuple[str, int]:
+        """The payload as the outbox stores it, and its size, once it passed the receiver's checks."""
         try:
             type(payload).from_wire(payload.to_wire())
         except env.EnvelopeError as exc:
             log.warning("refused to queue an envelope", extra={"kind": payload.KIND, "code": exc.code})
             raise AppError("crossing_text_refused") from exc
         data = env.payload_json(payload)
-        if len(data.encode("utf-8")) > MAX_ENVELOPE_BYTES - 1024:   # room for the signed header
+        size = len(data.encode("utf-8"))
+        if size > MAX_ENVELOPE_BYTES - 1024:   # room for the signed header
             raise AppError("message_too_long")
-        seq = await store.insert_outbox(conn, env.new_id(), payload.KIND, data, room_id, now_iso())
-        self.db.after_commit(self._notify)
-        return seq
+        return data, size
+
+    def _queued(self, row: Queued) -> None:
+        self.db.after_commit(lambda: self.feed.committed(row))
 
     @staticmethod
     async def _with_safety_role(conn: aiosqlite.Connection, payload: env.AccountUpsert) -> env.AccountUpsert:
@@ -164,10 +176,13 @@ class BridgeOutbox:
             return
         if room_id is None or type_ not in _HANDLED:
             return
+        if type_ == "message.new" and self._crossing.get(room_id) and await self._message_if_mirrored(conn, data, room_id):
+            return
         # One round trip decides: most events are of lgwan_only rooms and stop here.
         route = await store.route(conn, room_id, int(data["id"]) if type_ == "message.new" else None)
         if route is None:
             return
+        self._crossing[room_id] = route.crossing_policy in CROSSING_POLICIES
         if route.crossing_policy not in CROSSING_POLICIES:
             if route.mirrored_policy is not None:    # the room stopped crossing: the relay forgets it
                 await self.enqueue(conn, env.RoomRemove(room_id=room_id), room_id)
@@ -186,6 +201,31 @@ class BridgeOutbox:
             if type_ == "room.update":
                 return
         await self._forward(conn, type_, data, room_id, route)
+
+    async def _message_if_mirrored(self, conn: aiosqlite.Connection, data: dict[str, Any], room_id: int) -> bool:
+        """A message of a room believed to cross, queued in one round trip: the insert itself checks
+        that the room crosses and that the relay holds it with its current policy, and fills in the
+        sender's kind and the relay origin from the message row. False (nothing queued) otherwise: the
+        caller then takes the full route, which also corrects the belief. A wrong belief costs one
+        round trip, never a leak: what may cross is decided by the rows in this transaction."""
+        sender = data["sender"]
+        draft = self._message_payload(
+            room_id, message_id=int(data["id"]), seq=int(data["seq"]), thread_root_id=data["thread_root_id"],
+            sender=member_token("staff", int(sender["id"])), sender_name=sender["display_name"],
+            affiliation=sender["affiliation"], body="" if data.get("deleted") else data["body"],
+            created_at=data["created_at"], client_msg_id=None, attachments=len(data.get("attachments") or ()),
+            live=True)
+        stored, size = self._checked(draft)
+        envelope_id = env.new_id()
+        queued = await store.insert_message_if_mirrored(conn, envelope_id, stored, room_id, int(data["id"]), now_iso())
+        if queued is None:
+            return False
+        seq, member, origin = queued
+        payload = dataclasses.replace(draft, sender=member, origin_id=origin)
+        if origin is not None:
+            self._checked(payload)      # an origin taken from a client id must still be a valid token
+        self._queued(Queued(seq, envelope_id, payload, size))
+        return True
 
     async def _forward(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], room_id: int,
                        route: store.Route) -> None:
@@ -209,9 +249,9 @@ class BridgeOutbox:
                 await self.enqueue(conn, env.ReceiptOut(room_id=room_id, member=member_token(card[0], data["staff_id"]),
                                                         seq=int(data["to_seq"])), room_id)
         elif type_ == "member.join":
-            payload = await self._member_payload(conn, route.crossing_policy, room_id, int(data["staff_id"]))
-            if payload is not None:
-                await self.enqueue(conn, payload, room_id)
+            member = await self._member_payload(conn, route.crossing_policy, room_id, int(data["staff_id"]))
+            if member is not None:
+                await self.enqueue(conn, member, room_id)
         elif type_ == "member.leave":
             card = await store.member_card(conn, int(data["staff_id"]))
             if card is not None:
@@ -344,6 +384,7 @@ class BridgeOutbox:
         """
         now = now_iso()
         await store.reset_outbound(conn, now)
+        self.db.after_commit(self.feed.reset)     # before the snapshot's own rows reach the feed
         if reset_inbound:
             await store.reset_inbound(conn, now)
         for guest in await guest_store.list_open_guests(conn):

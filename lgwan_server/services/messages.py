@@ -4,6 +4,7 @@ read cursors and receipts, and search limited to the caller's rooms."""
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from .events import EventService
 from .rooms import RoomService
 
 DeletionGuard = Callable[[aiosqlite.Connection, int, int, "int | None"], Awaitable["str | None"]]
+
+CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Stamps: a fixed allow-list (codes, not free text or images), labelled in the UI catalogue.
 REACTION_CODES = ("like", "ok", "thanks", "understood", "done", "check", "question", "celebrate", "sorry", "great")
@@ -116,6 +119,10 @@ class MessageService:
                    attachment: tuple[str, str] | None = None) -> dict[str, Any]:
         """Post a message (optionally carrying an uploaded blob: (filename, sha256)). Idempotent on client_msg_id."""
         assert actor.staff_id is not None
+        if new.client_msg_id is not None and not CLIENT_MSG_ID.fullmatch(new.client_msg_id):
+            # Same rule as the JSON schema, for every path (multipart too): the bridge's own ids
+            # ("relay:<origin>") must never be claimable by a staff client.
+            raise AppError("invalid_request", field="client_msg_id", reason="pattern")
         access = await self.rooms.require_post(actor.staff_id, room_id)
         body = self._clean_body(new.body, allow_empty=attachment is not None)
         await self.check_crossing_text(actor, access.room, body)

@@ -106,6 +106,12 @@ async def record_inbox(conn: aiosqlite.Connection, seq: int, envelope_id: str, k
                        (seq, envelope_id, kind, outcome, now))
 
 
+async def record_inbox_many(conn: aiosqlite.Connection, rows: list[tuple[int, str, str, str, str]]) -> None:
+    """``record_inbox`` for consecutive envelopes: (seq, envelope_id, kind, outcome, received_at), in seq order."""
+    await conn.executemany("INSERT INTO bridge_inbox(seq, envelope_id, kind, outcome, received_at) VALUES (?,?,?,?,?)",
+                           rows)
+
+
 async def inbox_envelope_id(db: Source, seq: int) -> str | None:
     value = await fetchval(db, "SELECT envelope_id FROM bridge_inbox WHERE seq = ?", (seq,))
     return None if value is None else str(value)
@@ -148,6 +154,31 @@ async def route(conn: aiosqlite.Connection, room_id: int, message_id: int | None
     return Route(row[0], row[1], row[2], row[3]) if row else None
 
 
+async def insert_message_if_mirrored(conn: aiosqlite.Connection, envelope_id: str, payload: str, room_id: int,
+                                     message_id: int, now: str) -> tuple[int, str, str | None] | None:
+    """Queue a ``message.new`` in one round trip, if its room crosses and the relay holds the room with
+    its current policy; None (nothing queued) otherwise.
+
+    ``payload`` is the payload's JSON with any ``sender`` and ``origin_id``: both are set here from the
+    message row (``g:``/``s:`` by the sender's role; the relay's origin from a ``relay:`` client id).
+    Returns (seq, sender, origin_id).
+    """
+    rows = await conn.execute_fetchall(
+        "INSERT INTO bridge_outbox(seq, envelope_id, kind, payload, room_id, created_at)"
+        " SELECT st.out_last_seq + 1, ?, 'message.new', json_set(?,"
+        "   '$.sender', (CASE s.role WHEN 'guest' THEN 'g:' ELSE 's:' END) || s.id,"
+        "   '$.origin_id', CASE WHEN substr(m.client_msg_id, 1, 6) = 'relay:' THEN substr(m.client_msg_id, 7) END),"
+        "   r.id, ?"
+        " FROM bridge_state st JOIN rooms r ON r.id = ?"
+        " JOIN bridge_rooms b ON b.room_id = r.id AND b.policy = r.crossing_policy"
+        " JOIN messages m ON m.id = ? AND m.room_id = r.id JOIN staff s ON s.id = m.sender_id"
+        " WHERE st.id = 1 AND r.crossing_policy IN ('staff_mobile', 'guests')"
+        " RETURNING seq, json_extract(payload, '$.sender'), json_extract(payload, '$.origin_id')",
+        (envelope_id, payload, now, room_id, message_id))
+    row = next(iter(rows), None)
+    return None if row is None else (int(row[0]), str(row[1]), None if row[2] is None else str(row[2]))
+
+
 async def mirrored_policy(conn: aiosqlite.Connection, room_id: int) -> str | None:
     value = await fetchval(conn, "SELECT policy FROM bridge_rooms WHERE room_id = ?", (room_id,))
     return None if value is None else str(value)
@@ -157,6 +188,18 @@ async def origin_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_id:
     """Whether this author already has a message with this idempotency key."""
     return await fetchone(conn, "SELECT 1 FROM messages WHERE sender_id = ? AND client_msg_id = ?",
                           (staff_id, client_msg_id)) is not None
+
+
+async def origins_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_ids: list[str]) -> set[str]:
+    """Those of ``client_msg_ids`` this author already has a message with (``origin_taken`` for a batch)."""
+    found: set[str] = set()
+    for start in range(0, len(client_msg_ids), 500):
+        chunk = client_msg_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = await fetchall(conn, "SELECT client_msg_id FROM messages WHERE sender_id = ?"
+                                    f" AND client_msg_id IN ({marks})", (staff_id, *chunk))  # noqa: S608 — only "?" marks
+        found.update(str(r[0]) for r in rows)
+    return found
 
 
 async def set_mirrored(conn: aiosqlite.Connection, room_id: int, policy: str, now: str) -> None:

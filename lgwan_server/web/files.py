@@ -11,7 +11,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from shared.limits import MAX_MESSAGE_CHARS
 
 from ..errors import AppError
-from ..services.messages import NewMessage
+from ..services.messages import CLIENT_MSG_ID, NewMessage
 from .common import actor, current, kernel, ok
 from .validation import is_ascii_int, path_int
 
@@ -63,8 +63,8 @@ async def upload(request: web.Request) -> web.Response:
     if thread and not is_ascii_int(thread):
         raise AppError("invalid_request", field="thread_root_id", reason="bad_format")
     client_id = fields.get("client_msg_id") or None
-    if client_id is not None and len(client_id) > 64:
-        raise AppError("invalid_request", field="client_msg_id", reason="too_long")
+    if client_id is not None and not CLIENT_MSG_ID.fullmatch(client_id):   # checked before the file is read
+        raise AppError("invalid_request", field="client_msg_id", reason="pattern")
     new = NewMessage(body=fields.get("body", ""), thread_root_id=int(thread) if thread else None,
                      important=fields.get("important", "") in ("1", "true"), client_msg_id=client_id)
     data = await kernel(request).files.upload(actor(request), current(request).staff, room_id,

@@ -83,6 +83,34 @@ async def test_the_outbox_row_commits_or_rolls_back_with_the_change(world: World
     assert kind == "message.new" and payload["message_id"] == posted["id"] and payload["sender"] == f"s:{staff.id}"
 
 
+async def test_messages_of_a_crossing_room_queue_in_one_round_trip_and_never_leak(world: World) -> None:
+    """A room the bridge saw crossing queues its messages with one statement that re-checks the room:
+    the stored row and the sender's in-memory copy agree, and a room that stopped crossing sends nothing."""
+    sato, staff = await world.actor("sato")
+    room = world.seed.rooms["guests-room"]
+    feed = world.k.bridge.feed                                   # type: ignore[union-attr]
+    for n in range(3):                                           # the first one routes, the others take one trip
+        await world.k.messages.post(sato, staff, room, NewMessage(body=f"連絡 {n}", client_msg_id=f"c{n}"))
+    rows = await world.k.db.fetchall("SELECT seq, envelope_id, payload FROM bridge_outbox WHERE kind = 'message.new'"
+                                     " ORDER BY seq")
+    last = rows[-1]
+    queued = feed.take(last[0], 1)
+    assert queued is not None and [(q.seq, q.envelope_id) for q in queued] == [(last[0], last[1])]
+    assert env.payload_from_json("message.new", last[2]) == queued[0].payload
+    assert json.loads(last[2])["sender"] == f"s:{staff.id}" and json.loads(last[2])["origin_id"] is None
+    # A client id that claims to be the relay's must still make a valid origin, or the post is refused.
+    with pytest.raises(AppError) as refused:
+        await world.k.messages.post(sato, staff, room, NewMessage(body="偽の由来", client_msg_id="relay:<bad>"))
+    assert refused.value.code == "crossing_text_refused"
+    assert len(await world.k.db.fetchall("SELECT 1 FROM bridge_outbox WHERE kind = 'message.new'")) == len(rows)
+    # The room stops crossing: the relay forgets it and nothing more of it crosses.
+    admin = Actor(world.seed.admin_id, world.seed.org_id, "admin", "", "test", "server_admin")
+    await world.k.rooms.update_room(admin, room, name=None, topic=None, crossing_policy="lgwan_only", archived=None)
+    await world.k.messages.post(sato, staff, room, NewMessage(body="庁内だけの続き"))
+    text = json.dumps(await world.outbox(), ensure_ascii=False)
+    assert "庁内だけの続き" not in text and (await world.outbox())[-1][0] == "room.remove"
+
+
 async def test_my_number_and_markup_never_cross(world: World) -> None:
     sato, staff = await world.actor("sato")
     before = len(await world.outbox())
@@ -169,6 +197,49 @@ async def test_relay_posts_apply_once_and_refusals_go_back(world: World) -> None
     assert echo[0] == "message.new" and echo[1]["origin_id"] == f"g:{gid}:2" and echo[1]["sender"] == f"g:{gid}"
     state = await world.k.db.fetchone("SELECT in_applied_seq FROM bridge_state")
     assert state is not None and state[0] == seq
+
+
+async def test_a_backlog_batch_checks_each_author_once_and_keeps_every_outcome(world: World) -> None:
+    """Many envelopes in one transaction (after an outage): each keeps its own outcome, in order, and
+    a post already applied in an earlier batch is still taken once."""
+    sato, _ = await world.actor("sato")
+    room = world.seed.rooms["guests-room"]
+    invite = await world.k.guests.invite(sato, room, "山田 太郎", "架橋病院")
+    gid = invite["guest"]["id"]
+    inbox = BridgeInbox(world.k.db, world.k.bridge, world.k.messages, world.k.events, world.k.audit)  # type: ignore[arg-type]
+    seq = 0
+
+    async def arrive(*payloads: env.Payload) -> list[str]:
+        nonlocal seq
+        envelopes = []
+        for p in payloads:
+            seq += 1
+            envelopes.append(env.Envelope(p.KIND, env.new_id(), env.RELAY, seq, now_iso(), "0" * 16, p))
+        return await inbox.apply(envelopes)
+
+    def post(author: str, origin: str, target: int = room) -> env.RelayPost:
+        return env.RelayPost(origin_id=origin, room_id=target, author=author, body=f"報告 {origin}",
+                             posted_at=now_iso(), thread_root_id=None)
+
+    assert await arrive(env.AccountEnrolled(account=f"g:{gid}", privacy_notice_sha256="b" * 64,
+                                            acknowledged_at=now_iso())) == ["applied"]
+    await world.k.guests.approve(sato, gid)
+    me, stranger = f"g:{gid}", "g:99999"
+    assert await arrive(post(me, "a")) == ["applied"]
+    outcomes = await arrive(post(stranger, "x"), post(me, "b"), post(me, "a"), post(me, "c"),
+                            env.ReceiptIn(room_id=room, member=me, seq=1), post(stranger, "y"),
+                            post(me, "d", world.seed.rooms["secret-room"]), post(me, "c"))
+    assert outcomes == ["refused:author_inactive", "applied", "refused:duplicate_origin", "applied", "applied",
+                        "refused:author_inactive", "refused:room_not_crossing", "refused:duplicate_origin"]
+    rows = await world.k.db.fetchall("SELECT client_msg_id FROM messages WHERE sender_id = ? ORDER BY seq", (gid,))
+    assert [r[0] for r in rows] == ["relay:a", "relay:b", "relay:c"]
+    recorded = await world.k.db.fetchall("SELECT seq, outcome FROM bridge_inbox ORDER BY seq")
+    assert [tuple(r) for r in recorded][-8:] == list(zip(range(seq - 7, seq + 1), outcomes, strict=True))
+    state = await world.k.db.fetchone("SELECT in_applied_seq FROM bridge_state")
+    assert state is not None and state[0] == seq
+    refused = [p for k, p in await world.outbox() if k == "post.refused"]
+    assert [(p["origin_id"], p["code"]) for p in refused][-3:] == [
+        ("x", "author_inactive"), ("y", "author_inactive"), ("d", "room_not_crossing")]
 
 
 async def test_expired_guests_end_everywhere(world: World) -> None:

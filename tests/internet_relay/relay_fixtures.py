@@ -125,7 +125,7 @@ class RelayUnderTest:
             self.lgwan_seq += 1
             envelopes.append(env.Envelope(payload.KIND, env.new_id(), env.LGWAN, self.lgwan_seq, now_iso(), "0" * 16,
                                           payload))
-        await self.relay.link._apply(envelopes)
+        await self.relay.link.apply(envelopes)
 
     def browser(self) -> Browser:
         return Browser(self.server)

@@ -185,3 +185,17 @@ async def test_read_only_member_and_archived_room_cannot_upload(demo_server: Ser
     await a.patch(f"/api/rooms/{room}", json={"archived": True}, expect=200)
     await upload(a, room, b"x", "x.txt", expect=409, code="room_archived")
     assert list((demo_server.data_dir / "files" / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("client_msg_id", ["relay:g:7:abc", "a" * 65, "スペース 入り"])
+async def test_a_staff_upload_cannot_claim_a_bridge_id(demo_server: ServerProcess,
+                                                       pair: tuple[StaffClient, StaffClient, int],
+                                                       client_msg_id: str) -> None:
+    """``relay:<origin>`` ids belong to posts applied from the relay; a staff client's id must match the
+    same pattern as in JSON posts, on the multipart path too, and a refusal stores nothing."""
+    a, _, room = pair
+    tables = ("messages", "attachments", "blobs", "events")
+    before = demo_server.fingerprint(tables)
+    await upload(a, room, b"report", "r.txt", client_msg_id=client_msg_id, expect=400, code="invalid_request")
+    assert demo_server.fingerprint(tables) == before
+    assert list((demo_server.data_dir / "files" / "tmp").iterdir()) == []

@@ -247,3 +247,56 @@ async def test_cancel_during_begin_or_commit_leaves_the_writer_usable(tmp_path: 
         assert rows == sorted(published)              # committed ⇔ fanned out, never one without the other
     finally:
         await db.close()
+
+
+async def test_cancelled_while_committing_still_fans_out_what_was_committed(tmp_path: Path) -> None:
+    """BEGIN and COMMIT are awaited directly (no task each): a task cancelled while its COMMIT runs
+    on the writer's thread learns the outcome afterwards, so the fan-out follows the commit."""
+    import asyncio
+
+    db = await Database.open(tmp_path / "commit.sqlite3")
+    try:
+        await db.conn.execute("CREATE TABLE t (v INTEGER)")
+        published: list[int] = []
+
+        async def write(value: int) -> None:
+            async with db.transaction("cancel-at-commit") as conn:
+                await conn.execute("INSERT INTO t(v) VALUES (?)", (value,))
+                db.after_commit(lambda: published.append(value))
+                current = asyncio.current_task()
+                assert current is not None
+                asyncio.get_running_loop().call_soon(current.cancel)    # lands while COMMIT runs
+
+        for value in (1, 2, 3):
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.create_task(write(value))
+            assert not db.conn.in_transaction
+        assert [r[0] for r in await db.fetchall("SELECT v FROM t ORDER BY v")] == published == [1, 2, 3]
+    finally:
+        await db.close()
+
+
+async def test_cancelled_while_beginning_leaves_no_transaction_behind(tmp_path: Path) -> None:
+    """The cancelled task stops waiting for BEGIN, the writer's thread still runs it: it is rolled back."""
+    import asyncio
+
+    db = await Database.open(tmp_path / "begin.sqlite3")
+    try:
+        await db.conn.execute("CREATE TABLE t (v INTEGER)")
+
+        async def write() -> None:
+            current = asyncio.current_task()
+            assert current is not None
+            asyncio.get_running_loop().call_soon(current.cancel)        # lands while BEGIN runs
+            async with db.transaction("cancel-at-begin") as conn:
+                await conn.execute("INSERT INTO t(v) VALUES (1)")
+
+        for _ in range(3):
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.create_task(write())
+            assert not db.conn.in_transaction
+            async with db.transaction("after") as conn:                 # the writer still works
+                await conn.execute("INSERT INTO t(v) VALUES (2)")
+        assert [r[0] for r in await db.fetchall("SELECT v FROM t")] == [2, 2, 2]
+    finally:
+        await db.close()
