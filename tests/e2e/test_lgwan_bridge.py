@@ -98,10 +98,11 @@ async def test_messages_of_a_crossing_room_queue_in_one_round_trip_and_never_lea
     assert queued is not None and [(q.seq, q.envelope_id) for q in queued] == [(last[0], last[1])]
     assert env.payload_from_json("message.new", last[2]) == queued[0].payload
     assert json.loads(last[2])["sender"] == f"s:{staff.id}" and json.loads(last[2])["origin_id"] is None
-    # A client id that claims to be the relay's must still make a valid origin, or the post is refused.
-    with pytest.raises(AppError) as refused:
-        await world.k.messages.post(sato, staff, room, NewMessage(body="偽の由来", client_msg_id="relay:<bad>"))
-    assert refused.value.code == "crossing_text_refused"
+    # A staff client can never claim the bridge's own ids ("relay:<origin>"): refused before anything.
+    for claimed in ("relay:<bad>", "relay:g:1:x"):
+        with pytest.raises(AppError) as refused:
+            await world.k.messages.post(sato, staff, room, NewMessage(body="偽の由来", client_msg_id=claimed))
+        assert refused.value.code == "invalid_request"
     assert len(await world.k.db.fetchall("SELECT 1 FROM bridge_outbox WHERE kind = 'message.new'")) == len(rows)
     # The room stops crossing: the relay forgets it and nothing more of it crosses.
     admin = Actor(world.seed.admin_id, world.seed.org_id, "admin", "", "test", "server_admin")
