@@ -22,7 +22,7 @@ from aiohttp import web
 from shared.config import ConfigError
 from shared.gcpolicy import configure_for_server
 from shared.logsetup import setup_logging
-from shared.segment import EX_CONFIG, SegmentError, check_segment
+from shared.segment import refuse_wrong_segment
 from shared.tlsctx import server_context
 
 from .app import create_app, create_queue_app
@@ -48,11 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.log_level, cfg.log_format)
     if args.command == "wipe":
         return wipe(cfg, yes=args.yes, force=args.force)
-    try:
-        check_segment("internet_relay")     # 三層分離: this tier runs on インターネット接続系 only
-    except SegmentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+    if refused := refuse_wrong_segment("internet_relay", "kakehashi-relay"):
+        return refused      # 三層分離: this tier runs on インターネット接続系 only
     asyncio.run(_serve(cfg))
     return 0
 

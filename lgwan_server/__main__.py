@@ -23,7 +23,7 @@ from aiohttp import web
 from shared.config import ConfigError
 from shared.gcpolicy import configure_for_server
 from shared.logsetup import setup_logging
-from shared.segment import EX_CONFIG, SegmentError, check_segment
+from shared.segment import refuse_wrong_segment
 from shared.tlsctx import server_context
 
 from .app import create_app
@@ -68,12 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(cfg.logging.level, cfg.logging.format)
     command = args.command or "serve"
-    if command in ("serve", "migrate"):
-        try:
-            check_segment("lgwan_server")     # 三層分離: this tier runs on LGWAN接続系 only
-        except SegmentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EX_CONFIG
+    if command in ("serve", "migrate") and (refused := refuse_wrong_segment("lgwan_server", "kakehashi-lgwan")):
+        return refused      # 三層分離: this tier runs on LGWAN接続系 only
     if command == "serve":
         serve(cfg)
         return 0

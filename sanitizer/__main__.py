@@ -16,9 +16,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from sanitizer.limits import Limits
+from sanitizer.limits import limits_from_cli
 from sanitizer.pool import sanitize_file
 
 EXIT_REBUILT = 0
@@ -70,15 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.timeout is not None:
-        overrides["wall_seconds"] = args.timeout
-    if args.cpu_seconds is not None:
-        overrides["cpu_seconds"] = args.cpu_seconds
-    if args.memory_mb is not None:
-        overrides["memory_bytes"] = args.memory_mb * 1024 * 1024
     try:
-        limits = Limits(**overrides)
+        limits = limits_from_cli(args.timeout, args.cpu_seconds, args.memory_mb)
     except ValueError as exc:
         parser.error(str(exc))
     if not args.input.is_file():

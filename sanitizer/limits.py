@@ -77,3 +77,16 @@ class Limits:
         if unknown:
             raise ValueError(f"unknown limit(s): {sorted(unknown)}")
         return cls(**raw)
+
+
+def limits_from_cli(timeout: float | None, cpu_seconds: int | None, memory_mb: int | None) -> Limits:
+    """The defaults with the command line's ``--timeout``, ``--cpu-seconds`` and ``--memory-mb``
+    (``ValueError`` if one is out of range)."""
+    overrides: dict[str, Any] = {}
+    if timeout is not None:
+        overrides["wall_seconds"] = timeout
+    if cpu_seconds is not None:
+        overrides["cpu_seconds"] = cpu_seconds
+    if memory_mb is not None:
+        overrides["memory_bytes"] = memory_mb * 1024 * 1024
+    return Limits(**overrides)

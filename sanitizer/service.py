@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from sanitizer.errors import Code
-from sanitizer.limits import Limits
+from sanitizer.limits import Limits, limits_from_cli
 from sanitizer.pool import SanitizerPool
 from shared.logsetup import setup_logging
-from shared.segment import EX_CONFIG, SegmentError, check_segment
+from shared.segment import refuse_wrong_segment
 from shared.signing import SignatureError, Signer, fingerprint, load_signer
 from shared.verdict import (
     VERSION,
@@ -181,20 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default="json", choices=("json", "text"))
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)
+    if refused := refuse_wrong_segment("sanitizer", "python -m sanitizer serve"):
+        return refused      # 三層分離: LGWAN接続系 or インターネット接続系, never マイナンバー利用事務系
     try:
-        check_segment("sanitizer")      # 三層分離: LGWAN接続系 or インターネット接続系, never マイナンバー利用事務系
-    except SegmentError as exc:
-        print(f"python -m sanitizer serve: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    overrides: dict[str, Any] = {}
-    if args.timeout is not None:
-        overrides["wall_seconds"] = args.timeout
-    if args.cpu_seconds is not None:
-        overrides["cpu_seconds"] = args.cpu_seconds
-    if args.memory_mb is not None:
-        overrides["memory_bytes"] = args.memory_mb * 1024 * 1024
-    try:
-        limits = Limits(**overrides)
+        limits = limits_from_cli(args.timeout, args.cpu_seconds, args.memory_mb)
         mode = int(args.socket_mode, 8)
         signer = load_signer(args.keys)
     except (ValueError, SignatureError, OSError) as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +54,13 @@ def parse_declaration(text: str) -> str:
     """The segment key a declaration file names; SegmentError if it names none or several."""
     values = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     values = [v for v in values if v]
-    if len(values) != 1 or (values[0].lower() not in _ALIASES and values[0] not in _ALIASES):
+    key = (_ALIASES.get(values[0].lower()) or _ALIASES.get(values[0])) if len(values) == 1 else None
+    if key is None:
         shown = " / ".join(values)[:80]
         raise SegmentError("segment_unknown",
                            f"セグメント宣言「{shown}」を解釈できません。lgwan・internet・mynumber のいずれか1行を書いてください。",
                            f"cannot read the segment declaration {shown!r}: write one line, lgwan, internet or mynumber")
-    return _ALIASES.get(values[0].lower(), _ALIASES.get(values[0], ""))
+    return key
 
 
 def declaration_path() -> Path:
@@ -91,3 +93,13 @@ def check_segment(tier: str, path: Path | None = None, *, required: bool | None 
                            f"{tier} は{where}でのみ動作します。このホストは{SEGMENT_NAMES[segment]}と宣言されているため起動しません。",
                            f"{tier} runs only on {' or '.join(sorted(allowed))}; this host is declared {segment}, so it will not start")
     return segment
+
+
+def refuse_wrong_segment(tier: str, prog: str) -> int | None:
+    """For a tier's entry point: ``EX_CONFIG`` (reason printed) if ``tier`` may not run here, else None."""
+    try:
+        check_segment(tier)
+    except SegmentError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return None

@@ -28,6 +28,21 @@ from .harness import PASSWORD, Ports, install_keys, lgwan_config, seed_lgwan
 MY_NUMBER = "123456789018"
 
 
+class RelayFeed:
+    """Applies payloads through the bridge inbox as one batch of consecutive relay envelopes."""
+
+    def __init__(self, inbox: BridgeInbox) -> None:
+        self.inbox = inbox
+        self.seq = 0        # the last sequence number sent
+
+    async def __call__(self, *payloads: env.Payload) -> list[str]:
+        envelopes = []
+        for p in payloads:
+            self.seq += 1
+            envelopes.append(env.Envelope(p.KIND, env.new_id(), env.RELAY, self.seq, now_iso(), "0" * 16, p))
+        return await self.inbox.apply(envelopes)
+
+
 class World:
     def __init__(self, k: Kernel, seed: Any) -> None:
         self.k = k
@@ -41,6 +56,10 @@ class World:
     async def outbox(self) -> list[tuple[str, dict[str, Any]]]:
         rows = await self.k.db.fetchall("SELECT kind, payload FROM bridge_outbox ORDER BY seq")
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    def relay_inbox(self) -> RelayFeed:
+        return RelayFeed(BridgeInbox(self.k.db, self.k.bridge, self.k.messages, self.k.events,
+                                     self.k.audit))  # type: ignore[arg-type]
 
     async def audit(self, action: str) -> list[dict[str, Any]]:
         rows = await self.k.db.fetchall("SELECT detail FROM audit_log WHERE action = ? ORDER BY id", (action,))
@@ -169,16 +188,7 @@ async def test_relay_posts_apply_once_and_refusals_go_back(world: World) -> None
     room = world.seed.rooms["guests-room"]
     invite = await world.k.guests.invite(sato, room, "山田 太郎", "架橋病院")
     gid = invite["guest"]["id"]
-    inbox = BridgeInbox(world.k.db, world.k.bridge, world.k.messages, world.k.events, world.k.audit)  # type: ignore[arg-type]
-    seq = 0
-
-    async def arrive(*payloads: env.Payload) -> list[str]:
-        nonlocal seq
-        envelopes = []
-        for p in payloads:
-            seq += 1
-            envelopes.append(env.Envelope(p.KIND, env.new_id(), env.RELAY, seq, now_iso(), "0" * 16, p))
-        return await inbox.apply(envelopes)
+    arrive = world.relay_inbox()
 
     def post(origin: str) -> env.RelayPost:
         return env.RelayPost(origin_id=origin, room_id=room, author=f"g:{gid}", body="了解しました",
@@ -197,7 +207,7 @@ async def test_relay_posts_apply_once_and_refusals_go_back(world: World) -> None
     echo = (await world.outbox())[-1]
     assert echo[0] == "message.new" and echo[1]["origin_id"] == f"g:{gid}:2" and echo[1]["sender"] == f"g:{gid}"
     state = await world.k.db.fetchone("SELECT in_applied_seq FROM bridge_state")
-    assert state is not None and state[0] == seq
+    assert state is not None and state[0] == arrive.seq
 
 
 async def test_a_backlog_batch_checks_each_author_once_and_keeps_every_outcome(world: World) -> None:
@@ -207,16 +217,7 @@ async def test_a_backlog_batch_checks_each_author_once_and_keeps_every_outcome(w
     room = world.seed.rooms["guests-room"]
     invite = await world.k.guests.invite(sato, room, "山田 太郎", "架橋病院")
     gid = invite["guest"]["id"]
-    inbox = BridgeInbox(world.k.db, world.k.bridge, world.k.messages, world.k.events, world.k.audit)  # type: ignore[arg-type]
-    seq = 0
-
-    async def arrive(*payloads: env.Payload) -> list[str]:
-        nonlocal seq
-        envelopes = []
-        for p in payloads:
-            seq += 1
-            envelopes.append(env.Envelope(p.KIND, env.new_id(), env.RELAY, seq, now_iso(), "0" * 16, p))
-        return await inbox.apply(envelopes)
+    arrive = world.relay_inbox()
 
     def post(author: str, origin: str, target: int = room) -> env.RelayPost:
         return env.RelayPost(origin_id=origin, room_id=target, author=author, body=f"報告 {origin}",
@@ -235,9 +236,9 @@ async def test_a_backlog_batch_checks_each_author_once_and_keeps_every_outcome(w
     rows = await world.k.db.fetchall("SELECT client_msg_id FROM messages WHERE sender_id = ? ORDER BY seq", (gid,))
     assert [r[0] for r in rows] == ["relay:a", "relay:b", "relay:c"]
     recorded = await world.k.db.fetchall("SELECT seq, outcome FROM bridge_inbox ORDER BY seq")
-    assert [tuple(r) for r in recorded][-8:] == list(zip(range(seq - 7, seq + 1), outcomes, strict=True))
+    assert [tuple(r) for r in recorded][-8:] == list(zip(range(arrive.seq - 7, arrive.seq + 1), outcomes, strict=True))
     state = await world.k.db.fetchone("SELECT in_applied_seq FROM bridge_state")
-    assert state is not None and state[0] == seq
+    assert state is not None and state[0] == arrive.seq
     refused = [p for k, p in await world.outbox() if k == "post.refused"]
     assert [(p["origin_id"], p["code"]) for p in refused][-3:] == [
         ("x", "author_inactive"), ("y", "author_inactive"), ("d", "room_not_crossing")]
