@@ -66,7 +66,7 @@ async def purge_once(relay: Relay) -> dict[str, int]:
     """Keep the minimum: text older than retention.messages, audit older than retention.audit,
     acknowledged queue rows after queue.keep_acked, and expired sessions go."""
     cfg, now = relay.cfg, utcnow()
-    async with relay.db.transaction("purge") as conn:
+    async with relay.db.transaction("purge", offload=True) as conn:
         messages = await mirror_store.purge_messages(conn, to_iso(now - timedelta(seconds=cfg.retention.messages)))
         # 安否確認 answers are personal data like text: same window (what LGWAN is owed stays in the outbox).
         checks = await safety_store.purge_before(conn, to_iso(now - timedelta(seconds=cfg.retention.messages)))

@@ -58,7 +58,7 @@ async def _maintenance_loop(app: web.Application) -> None:
             await kernel.org.apply_due_transfers()
             await kernel.tasks.send_reminders()
             now = utcnow()
-            async with kernel.db.transaction("maintenance") as conn:
+            async with kernel.db.transaction("maintenance", offload=True) as conn:
                 await session_store.delete_expired(
                     conn, to_iso(now - timedelta(seconds=cfg.auth.session_idle_timeout)),
                     to_iso(now - timedelta(seconds=cfg.auth.session_absolute_timeout)))

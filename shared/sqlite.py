@@ -1,10 +1,23 @@
 """SQLite for an aiohttp tier: one writer connection under a transaction lock, reader connections,
 one-job read helpers and numbered, forward-only migrations.
 
-aiosqlite runs statements one at a time on its thread, but nothing stops two coroutines from
-interleaving statements of two transactions across ``await``s. ``transaction()`` therefore holds
-an ``asyncio.Lock`` for the whole ``BEGIN IMMEDIATE … COMMIT``, the way Datasette funnels writes
-through one writer and Synapse names each ``runInteraction``.
+Nothing may interleave statements of two transactions across ``await``s, so ``transaction()``
+holds an ``asyncio.Lock`` for the whole ``BEGIN IMMEDIATE … COMMIT``, the way Datasette funnels
+writes through one writer and Synapse names each ``runInteraction``.
+
+Readers are aiosqlite connections: a read may be slow and runs on its connection's thread. The
+point lookups on every request's path (a session, a member) read through ``Database.inline``, a
+read-only connection on the event loop's thread; the writer (``Writer``) runs there too. A write
+transaction here is a handful of short statements on indexed rows (tens of microseconds each, WAL
+with ``synchronous=NORMAL``: no fsync at commit); handing each of them to a thread and waiting for
+the loop to come round again cost far more than the statement, and the lock was held through every
+one of those waits. Under load (issue 5: 200 messages/s each way through the relay) that waiting
+was most of the time the lock was held, and the queue behind it was the crossing latency. A
+transaction known to be long (a bulk import, a purge, a relay rebuild, a file blob) passes
+``offload=True`` and runs its statements on the writer's own thread, so the loop keeps serving
+sockets meanwhile. Checkpoints, the one part of a commit that writes the database file and fsyncs,
+never run inside a commit: the writer's auto-checkpoint is off and the writer's thread checkpoints
+between two transactions every ``CHECKPOINT_EVERY`` commits.
 
 Both tiers use this module (``lgwan_server.storage.database``/``.migrate`` and
 ``internet_relay.storage.database`` re-export it); the relay wheel ships it like any other shared
@@ -19,7 +32,8 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Self, Union
@@ -31,10 +45,129 @@ from .timeutil import now_iso
 
 log = logging.getLogger(__name__)
 
-Source = Union["Database", aiosqlite.Connection]
+Source = Union["Database", "Inline", aiosqlite.Connection]
 
 SLOW_TRANSACTION_MS = 200
+CHECKPOINT_EVERY = 200          # commits between two background WAL checkpoints
+BUSY_TIMEOUT_SECONDS = 5.0      # how long BEGIN waits for another process's write lock
 _MIGRATION_NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class Cursor:
+    """A statement's result on the writer, behind the awaitable surface of an aiosqlite cursor."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cur.lastrowid
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._cur.fetchone()    # type: ignore[no-any-return]
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._cur.fetchall()
+
+    async def close(self) -> None:
+        self._cur.close()
+
+
+class Inline:
+    """A sqlite3 connection driven on the event loop's thread, behind the part of aiosqlite's
+    connection API that storage code uses (``execute``, ``executemany``, ``execute_fetchall``), so
+    storage functions take it like any other source.
+
+    ``Database.inline`` is one, read-only: for the point lookups on every request's path (a
+    session, a member, a room), which take microseconds, where a hand-off to a reader's thread
+    and back costs more than the query and contends for the GIL with it. Anything that may scan
+    (search, lists, exports) goes to the thread readers (``Database`` itself as the source).
+    """
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return Cursor(await self._run(self._raw.execute, sql, params))
+
+    async def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
+        return Cursor(await self._run(self._raw.executemany, sql, params))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return await self._run(self._fetchall, sql, params)    # type: ignore[no-any-return]
+
+    def _fetchall(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        cur = self._raw.execute(sql, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    async def close(self) -> None:
+        self._raw.close()
+
+
+class Writer(Inline):
+    """The single writer: its statements run on the event loop's thread (``Inline``), or on its own
+    thread while ``offload`` is set (a long transaction).
+
+    Only ``Database.transaction()`` (under its lock) and start-up code (migrations) use it, so it is
+    never used from two threads at once; statements handed to its thread run in order.
+    """
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        super().__init__(raw)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self.offload = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if not self.offload:
+            return fn(*args)
+        # Shielded: a cancelled caller stops waiting but the statement still runs (an unshielded
+        # executor future would drop it if the thread had not started it yet), so what was sent
+        # runs in order; Database._recover queues a marker behind it before it reads the state.
+        job = asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(lambda done: done.cancelled() or done.exception())   # seen by _recover
+            raise
+
+    async def begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting (without blocking the loop) while another process writes."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        pause = 0.002
+        while True:
+            try:
+                await self._run(self._raw.execute, "BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    async def checkpoint(self) -> None:
+        """A PASSIVE WAL checkpoint on the writer's thread (outside any transaction)."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._fetchall,
+                                                         "PRAGMA wal_checkpoint(PASSIVE)", ())
+
+    async def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        await super().close()
 
 
 class Database:
@@ -54,13 +187,30 @@ class Database:
         "PRAGMA temp_store=MEMORY",
     )
 
-    def __init__(self, conn: aiosqlite.Connection, readers: list[aiosqlite.Connection], path: Path) -> None:
+    def __init__(self, conn: Writer, readers: list[aiosqlite.Connection], inline: Inline, path: Path) -> None:
         self.conn = conn
+        self.inline = inline
         self.path = path
         self._readers = readers
         self._next_reader = 0
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    @classmethod
+    def _connect_inline(cls, path: Path, *pragmas: str) -> sqlite3.Connection:
+        raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        raw.row_factory = sqlite3.Row
+        for pragma in (*cls.PRAGMAS, *pragmas):
+            raw.execute(pragma)
+        return raw
+
+    @classmethod
+    def _connect_writer(cls, path: Path) -> Writer:
+        # busy_timeout 0: BEGIN must not block the loop (Writer.begin waits for a busy file itself);
+        # checkpoints run on the writer's thread between transactions (_run_checkpoint).
+        return Writer(cls._connect_inline(path, "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0"))
 
     @classmethod
     async def _connect(cls, path: Path) -> aiosqlite.Connection:
@@ -78,13 +228,18 @@ class Database:
         systemd units of both tiers create their state folder 0700 too (StateDirectoryMode).
         """
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = await cls._connect(path)
-        return cls(conn, [await cls._connect(path) for _ in range(readers)], path)
+        conn = cls._connect_writer(path)
+        readers_ = [await cls._connect(path) for _ in range(readers)]
+        return cls(conn, readers_, Inline(cls._connect_inline(path, "PRAGMA query_only=ON")),
+                   path)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
         for reader in self._readers:
             await reader.close()
-        await self.conn.close()
+        await self.inline.close()
+        await self.conn.close()     # the last connection to close checkpoints what is left
 
     def reader(self) -> aiosqlite.Connection:
         """A reader connection, round-robin."""
@@ -92,36 +247,34 @@ class Database:
         return self._readers[self._next_reader]
 
     @contextlib.asynccontextmanager
-    async def transaction(self, name: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, name: str, *, offload: bool = False) -> AsyncIterator[Writer]:
         """Run a write transaction; commit on success, roll back on any exception.
 
         Args:
             name: what the transaction does, for the logs (slow or failed after-commit callbacks).
+            offload: the transaction is long (bulk rows, big blobs): run its statements on the
+                writer's thread so the event loop keeps serving meanwhile.
         """
         async with self._write_lock:
             started = time.perf_counter()
             self._after_commit.clear()
             committed = [False]
             phase = "begin"
-            # BEGIN and COMMIT are awaited directly. aiosqlite's thread runs a queued statement even if
-            # the task awaiting it is cancelled, so a cancelled BEGIN would leave the shared writer in a
-            # transaction for ever ("cannot start a transaction within a transaction") and a cancelled
-            # COMMIT would skip the fan-out: the except branch therefore first waits until the thread
-            # has run whatever this task stopped waiting for (``_recover``), and only then reads the
-            # state. (Each of them in a task of its own, ``shared.tasks.finish``, would cost a few
-            # turns of the event loop inside the lock on every transaction: under load that was most
-            # of the time the lock was held — issue 5.)
+            self.conn.offload = offload
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                await self.conn.begin()
                 phase = "body"
                 yield self.conn
                 phase = "commit"
                 await self.conn.execute("COMMIT")
                 committed[0] = True
             except BaseException as exc:
+                # Offloaded, a cancelled BEGIN or COMMIT still runs on the writer's thread: _recover
+                # waits for it before it reads the state (a COMMIT that ran must still fan out).
                 await finish(self._recover(phase == "commit" and isinstance(exc, asyncio.CancelledError), committed))
                 raise
             finally:
+                self.conn.offload = False
                 # Still under the lock: callbacks (event fan-out, cache updates) run in commit order.
                 callbacks, self._after_commit = self._after_commit, []
                 if committed[0]:
@@ -130,9 +283,28 @@ class Database:
                             callback()
                         except Exception:
                             log.exception("after-commit callback failed", extra={"txn": name})
+                    self._maybe_checkpoint()
                 elapsed = (time.perf_counter() - started) * 1000
                 if elapsed > SLOW_TRANSACTION_MS:
                     log.warning("slow transaction", extra={"txn": name, "ms": round(elapsed, 1)})
+
+    def _maybe_checkpoint(self) -> None:
+        """Every CHECKPOINT_EVERY commits, copy the WAL into the database file (``_run_checkpoint``)."""
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY or (self._checkpoint is not None and not self._checkpoint.done()):
+            return
+        self._commits = 0
+        self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        """Checkpoint on the writer's thread, between two transactions: the loop keeps serving, writers
+        wait a few milliseconds, and since nothing is appended meanwhile the checkpoint completes and
+        the next transaction starts the WAL over instead of growing it."""
+        try:
+            async with self._write_lock:
+                await self.conn.checkpoint()
+        except sqlite3.Error as exc:
+            log.warning("wal checkpoint failed", extra={"error": str(exc)[:200]})
 
     async def _recover(self, commit_unseen: bool, committed: list[bool]) -> None:
         """After a failure inside ``transaction()``: roll back, once every statement already queued ran.
@@ -164,7 +336,7 @@ class Database:
         return await fetchval(self, sql, params)
 
 
-def _conn(src: Source) -> aiosqlite.Connection:
+def _conn(src: Source) -> aiosqlite.Connection | Inline:
     return src.reader() if isinstance(src, Database) else src
 
 
@@ -217,7 +389,7 @@ def available_migrations(package: str) -> list[tuple[int, str, str]]:
     return found
 
 
-async def apply_migrations(conn: aiosqlite.Connection, package: str) -> list[int]:
+async def apply_migrations(conn: aiosqlite.Connection | Writer, package: str) -> list[int]:
     """Apply every migration of ``package`` not yet recorded.
 
     Args:
@@ -231,8 +403,7 @@ async def apply_migrations(conn: aiosqlite.Connection, package: str) -> list[int
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    async with conn.execute("SELECT version FROM schema_migrations") as cur:
-        done = {row[0] for row in await cur.fetchall()}
+    done = {row[0] for row in await conn.execute_fetchall("SELECT version FROM schema_migrations")}
     applied = []
     for version, name, sql in available_migrations(package):
         if version in done:

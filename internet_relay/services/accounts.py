@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import aiosqlite
 import pyotp
 import segno
 from argon2 import PasswordHasher
@@ -26,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from shared import envelope as env
 from shared import totp
+from shared.sqlite import Writer
 from shared.textsafe import clean_line
 from shared.timeutil import now_iso, parse_iso, to_iso, utcnow
 
@@ -286,7 +286,7 @@ class AccountService:
         return device_id, "pending"
 
     async def authenticate(self, token: str) -> Authenticated:
-        found = await store.get_session_and_account(self.db, sha256_hex(token))
+        found = await store.get_session_and_account(self.db.inline, sha256_hex(token))
         if found is None:
             raise AppError("not_authenticated")
         session, account = found
@@ -300,7 +300,7 @@ class AccountService:
         if account is None or account.status == "suspended" or self.expired(account):
             raise AppError("not_authenticated")
         if account.device_approval:
-            device = await store.get_device(self.db, session.device_id) if session.device_id else None
+            device = await store.get_device(self.db.inline, session.device_id) if session.device_id else None
             if device is None or device.status != "approved":
                 raise AppError("not_authenticated")
         if idle > 30:
@@ -316,7 +316,7 @@ class AccountService:
 
     # --- what LGWAN says (inside the link's apply transaction) ----------------------------------
 
-    async def apply_upsert(self, conn: aiosqlite.Connection, p: env.AccountUpsert) -> None:
+    async def apply_upsert(self, conn: Writer, p: env.AccountUpsert) -> None:
         await store.upsert_account(conn, member=p.account, kind=p.kind, display_name=p.display_name,
                                    affiliation=p.affiliation, status=p.status, enrol_token_sha256=p.enrol_token_sha256,
                                    enrol_expires_at=p.enrol_expires_at, expires_at=p.expires_at,
@@ -329,11 +329,11 @@ class AccountService:
             frame = json.dumps({"type": "account", "status": p.status}, separators=(",", ":"))
             self.db.after_commit(lambda: self.hub.publish([p.account], frame))
 
-    async def apply_remove(self, conn: aiosqlite.Connection, p: env.AccountRemove) -> None:
+    async def apply_remove(self, conn: Writer, p: env.AccountRemove) -> None:
         await store.delete_account(conn, p.account)
         self.db.after_commit(lambda: self.hub.close_member(p.account, "account ended"))
 
-    async def apply_device(self, conn: aiosqlite.Connection, p: env.DeviceDecision) -> None:
+    async def apply_device(self, conn: Writer, p: env.DeviceDecision) -> None:
         if not await store.decide_device(conn, p.device_id, p.account, p.decision, now_iso()):
             return    # unknown here (e.g. the relay was rebuilt): the device registers again
         if p.decision == "revoked":

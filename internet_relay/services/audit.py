@@ -9,8 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-import aiosqlite
-
+from shared.sqlite import Writer
 from shared.timeutil import now_iso
 
 from ..storage import audit as store
@@ -28,7 +27,7 @@ class AuditService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, conn: aiosqlite.Connection, action: str, *, actor: str = "", ip: str = "",
+    async def record(self, conn: Writer, action: str, *, actor: str = "", ip: str = "",
                      target: str = "", outcome: str = "ok", detail: dict[str, Any] | None = None) -> None:
         """Append an entry inside the caller's transaction."""
         last = await store.last_entry(conn)

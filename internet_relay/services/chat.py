@@ -13,10 +13,9 @@ import json
 import re
 from typing import Any
 
-import aiosqlite
-
 from shared import envelope as env
 from shared.limits import MAX_MESSAGE_CHARS
+from shared.sqlite import Writer
 from shared.textsafe import clean_text
 from shared.timeutil import now_iso
 
@@ -90,7 +89,7 @@ class ChatService:
     async def access_room(self, account: Account, room_id: int) -> Room:
         """The room, or ``room_not_found`` — missing, not a member, and wrong policy look the same."""
         self.require_active(account)
-        room = await store.get_room_of_member(self.db, room_id, account.member)    # missing or not a member
+        room = await store.get_room_of_member(self.db.inline, room_id, account.member)    # missing or not a member
         if room is None:
             raise AppError("room_not_found")
         if room.policy not in POLICIES[account.kind]:
@@ -130,7 +129,7 @@ class ChatService:
         if not _CLIENT_ID.match(client_msg_id):
             raise AppError("invalid_request", field="client_msg_id")
         origin_id = f"{account.member}:{client_msg_id}"
-        existing, confirmed = await store.find_origin(self.db, origin_id)
+        existing, confirmed = await store.find_origin(self.db.inline, origin_id)
         if existing is not None:
             return pending_json(existing, account.member)
         if confirmed is not None:
@@ -179,7 +178,7 @@ class ChatService:
             member = await store.get_member(conn, room.id, account.member)
         return member.last_read_seq if member else target
 
-    async def _publish_room(self, conn: aiosqlite.Connection, room_id: int, event: dict[str, Any],
+    async def _publish_room(self, conn: Writer, room_id: int, event: dict[str, Any],
                             extra: list[str] | None = None) -> None:
         members = await store.member_tokens(conn, room_id) + (extra or [])
         frame = dumps(event)
@@ -187,11 +186,11 @@ class ChatService:
 
     # --- what LGWAN says (inside the link's apply transaction) ----------------------------------
 
-    def run(self, conn: aiosqlite.Connection) -> MessageRun:
+    def run(self, conn: Writer) -> MessageRun:
         """A writer for the runs of messages and receipts in one link transaction."""
         return MessageRun(self, conn)
 
-    async def apply(self, conn: aiosqlite.Connection, p: env.Payload) -> None:
+    async def apply(self, conn: Writer, p: env.Payload) -> None:
         if isinstance(p, env.RoomUpsert):
             await store.upsert_room(conn, p.room_id, p.name, p.policy, now_iso())
             await self._publish_room(conn, p.room_id, {"type": "room.update", "room_id": p.room_id})
@@ -244,7 +243,7 @@ class MessageRun:
     applies any other kind, so that one sees the run's effects (and the next run reads afresh).
     """
 
-    def __init__(self, chat: ChatService, conn: aiosqlite.Connection) -> None:
+    def __init__(self, chat: ChatService, conn: Writer) -> None:
         self.chat = chat
         self.conn = conn
         self._cursors: dict[int, dict[str, int] | None] = {}     # room -> member -> cursor; None: not held here

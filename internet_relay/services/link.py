@@ -20,13 +20,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import aiosqlite
 from aiohttp import WSMsgType, web
 
 from shared import envelope as env
 from shared import link, linkstream
 from shared.linkstream import HEARTBEAT_SECONDS, MAX_FRAME_BYTES
 from shared.signing import KeyRing, SignatureError, Signer, load_key_ring, load_signer
+from shared.sqlite import Writer
 from shared.tasks import finish
 from shared.timeutil import now_iso, parse_iso, utcnow
 
@@ -255,7 +255,7 @@ class LinkService:
             now = now_iso()
             await store.record_inbox_many(conn, [(e.seq, e.id, e.kind, "applied", now) for e in envelopes])
 
-    async def _apply_one(self, conn: aiosqlite.Connection, p: env.Payload) -> None:
+    async def _apply_one(self, conn: Writer, p: env.Payload) -> None:
         if isinstance(p, env.AccountUpsert):
             await self.accounts.apply_upsert(conn, p)
         elif isinstance(p, env.AccountRemove):

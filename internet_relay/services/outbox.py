@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from shared import envelope as env
 from shared.limits import MAX_ENVELOPE_BYTES
 from shared.linkstream import OutboxFeed, Queued
+from shared.sqlite import Writer
 from shared.timeutil import now_iso
 
 from ..storage import link as store
@@ -19,7 +18,7 @@ class Outbox:
         # Rows committed here reach the link's sender in memory (and wake it); it reads the table otherwise.
         self.feed = OutboxFeed()
 
-    async def enqueue(self, conn: aiosqlite.Connection, payload: env.Payload) -> int:
+    async def enqueue(self, conn: Writer, payload: env.Payload) -> int:
         """Queue ``payload`` as the next relay→LGWAN envelope (checked now with the receiver's rules)."""
         type(payload).from_wire(payload.to_wire())      # raises EnvelopeError: the caller refuses first
         data = env.payload_json(payload)

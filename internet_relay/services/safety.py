@@ -19,9 +19,8 @@ import re
 import secrets
 from typing import Any
 
-import aiosqlite
-
 from shared import envelope as env
+from shared.sqlite import Writer
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso
 
@@ -235,11 +234,11 @@ class SafetyService:
 
     # --- what LGWAN says (inside the link's apply transaction) ----------------------------------
 
-    async def _find(self, conn: aiosqlite.Connection, check_id: int, origin_id: str | None) -> SafetyCheck | None:
+    async def _find(self, conn: Writer, check_id: int, origin_id: str | None) -> SafetyCheck | None:
         found = await store.get_by_origin(conn, origin_id) if origin_id is not None else None
         return found or await store.get_by_lgwan_id(conn, check_id)
 
-    async def apply(self, conn: aiosqlite.Connection, p: env.Payload) -> None:
+    async def apply(self, conn: Writer, p: env.Payload) -> None:
         now = now_iso()
         if isinstance(p, env.SafetyRequest):
             check = await self._find(conn, p.check_id, p.origin_id)

@@ -247,7 +247,7 @@ class UploadService:
         pending = Pending(admitted.origin_id, admitted.room_id, member, f"📎 {verdict.output_name}",
                           admitted.thread_root_id, now, "queued", None)
         removed = [{"item": r["item"], "count": r["count"]} for r in result.report.get("removed", [])]
-        async with self.db.transaction("file_upload") as conn:
+        async with self.db.transaction("file_upload", offload=True) as conn:
             if await store.get_pending(conn, admitted.origin_id) is not None:
                 raise AppError("conflict")
             await store.insert_pending(conn, pending)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -48,7 +50,7 @@ def _account(row: aiosqlite.Row | tuple[object, ...]) -> Account:
     return Account(*v)
 
 
-async def upsert_account(conn: aiosqlite.Connection, *, member: str, kind: str, display_name: str, affiliation: str,
+async def upsert_account(conn: Writer, *, member: str, kind: str, display_name: str, affiliation: str,
                          status: str, enrol_token_sha256: str | None, enrol_expires_at: str | None,
                          expires_at: str | None, device_approval: bool, now: str, safety_manager: bool = False) -> None:
     """What LGWAN says about an account. Credentials set here are kept; a new enrolment token
@@ -68,7 +70,7 @@ async def upsert_account(conn: aiosqlite.Connection, *, member: str, kind: str, 
          int(device_approval), now, int(safety_manager)))
 
 
-async def delete_account(conn: aiosqlite.Connection, member: str) -> None:
+async def delete_account(conn: Writer, member: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE member = ?", (member,))
     await conn.execute("DELETE FROM devices WHERE member = ?", (member,))
     await conn.execute("DELETE FROM accounts WHERE member = ?", (member,))
@@ -89,11 +91,11 @@ async def get_by_enrol_token(db: Source, token_sha256: str) -> Account | None:
     return _account(row) if row else None
 
 
-async def set_totp_pending(conn: aiosqlite.Connection, member: str, secret: str, now: str) -> None:
+async def set_totp_pending(conn: Writer, member: str, secret: str, now: str) -> None:
     await conn.execute("UPDATE accounts SET totp_pending = ?, updated_at = ? WHERE member = ?", (secret, now, member))
 
 
-async def complete_enrolment(conn: aiosqlite.Connection, member: str, *, login: str, password_hash: str,
+async def complete_enrolment(conn: Writer, member: str, *, login: str, password_hash: str,
                              totp_secret: str, totp_step: int, notice_sha256: str | None, ack_at: str | None,
                              now: str) -> None:
     """Credentials set; the enrolment link is used up."""
@@ -104,12 +106,12 @@ async def complete_enrolment(conn: aiosqlite.Connection, member: str, *, login: 
         (login, password_hash, totp_secret, totp_step, notice_sha256, ack_at, now, member))
 
 
-async def record_login_failure(conn: aiosqlite.Connection, member: str, locked_until: str | None) -> None:
+async def record_login_failure(conn: Writer, member: str, locked_until: str | None) -> None:
     await conn.execute("UPDATE accounts SET failed_logins = failed_logins + 1,"
                        " locked_until = COALESCE(?, locked_until) WHERE member = ?", (locked_until, member))
 
 
-async def record_login_success(conn: aiosqlite.Connection, member: str, totp_step: int) -> None:
+async def record_login_success(conn: Writer, member: str, totp_step: int) -> None:
     await conn.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL, totp_last_step = ?"
                        " WHERE member = ?", (totp_step, member))
 
@@ -134,13 +136,13 @@ async def get_device(db: Source, device_id: str) -> Device | None:
     return Device(*tuple(row)) if row else None
 
 
-async def insert_device(conn: aiosqlite.Connection, device_id: str, member: str, cookie_sha256: str, label: str,
+async def insert_device(conn: Writer, device_id: str, member: str, cookie_sha256: str, label: str,
                         now: str) -> None:
     await conn.execute("INSERT INTO devices(device_id, member, cookie_sha256, label, status, created_at)"
                        " VALUES (?,?,?,?,'pending',?)", (device_id, member, cookie_sha256, label, now))
 
 
-async def decide_device(conn: aiosqlite.Connection, device_id: str, member: str, status: str, now: str) -> bool:
+async def decide_device(conn: Writer, device_id: str, member: str, status: str, now: str) -> bool:
     cur = await conn.execute("UPDATE devices SET status = ?, decided_at = ? WHERE device_id = ? AND member = ?",
                              (status, now, device_id, member))
     return cur.rowcount == 1
@@ -158,7 +160,7 @@ class Session:
     last_seen_at: str
 
 
-async def insert_session(conn: aiosqlite.Connection, token_sha256: str, member: str, device_id: str | None,
+async def insert_session(conn: Writer, token_sha256: str, member: str, device_id: str | None,
                          csrf_token: str, now: str, ip: str, user_agent: str) -> int:
     cur = await conn.execute(
         "INSERT INTO sessions(token_sha256, member, device_id, csrf_token, created_at, last_seen_at, source_ip,"
@@ -179,15 +181,15 @@ async def get_session_and_account(db: Source, token_sha256: str) -> tuple[Sessio
     return Session(*values[:6]), _account(values[7:]) if values[6] else None
 
 
-async def touch_session(conn: aiosqlite.Connection, session_id: int, now: str) -> None:
+async def touch_session(conn: Writer, session_id: int, now: str) -> None:
     await conn.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (now, session_id))
 
 
-async def delete_session(conn: aiosqlite.Connection, session_id: int) -> None:
+async def delete_session(conn: Writer, session_id: int) -> None:
     await conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
 
-async def delete_sessions_of(conn: aiosqlite.Connection, member: str, device_id: str | None = None) -> int:
+async def delete_sessions_of(conn: Writer, member: str, device_id: str | None = None) -> int:
     if device_id is None:
         cur = await conn.execute("DELETE FROM sessions WHERE member = ?", (member,))
     else:
@@ -195,7 +197,7 @@ async def delete_sessions_of(conn: aiosqlite.Connection, member: str, device_id:
     return cur.rowcount
 
 
-async def delete_expired_sessions(conn: aiosqlite.Connection, idle_before: str, created_before: str) -> None:
+async def delete_expired_sessions(conn: Writer, idle_before: str, created_before: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?", (idle_before, created_before))
 
 

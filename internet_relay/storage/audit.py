@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone
 
@@ -27,12 +27,12 @@ class AuditEntry:
 _COLS = "id, at, actor, source_ip, action, target, outcome, detail, prev_hash, hash"
 
 
-async def last_entry(conn: aiosqlite.Connection) -> tuple[int, str] | None:
+async def last_entry(conn: Writer) -> tuple[int, str] | None:
     row = await fetchone(conn, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
     return (int(row[0]), str(row[1])) if row else None
 
 
-async def insert_entry(conn: aiosqlite.Connection, entry: AuditEntry) -> None:
+async def insert_entry(conn: Writer, entry: AuditEntry) -> None:
     await conn.execute(f"INSERT INTO audit({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", tuple(entry.__dict__.values()))
 
 
@@ -45,7 +45,7 @@ async def list_entries(db: Source, action_prefix: str | None, limit: int) -> lis
     return [AuditEntry(*tuple(r)) for r in rows]
 
 
-async def prune(conn: aiosqlite.Connection, before: str) -> int:
+async def prune(conn: Writer, before: str) -> int:
     # The chain is verified from the oldest remaining entry on (its prev_hash is taken as given).
     cur = await conn.execute("DELETE FROM audit WHERE at < ?", (before,))
     return cur.rowcount

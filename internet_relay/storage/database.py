@@ -7,16 +7,14 @@ so a relay host still installs no LGWAN code (pyproject extras, issue 8).
 
 from __future__ import annotations
 
-import aiosqlite
-
 from shared import sqlite
-from shared.sqlite import Database, Source, fetchall, fetchone, fetchval
+from shared.sqlite import Database, Source, Writer, fetchall, fetchone, fetchval
 
 __all__ = ["Database", "Source", "apply_migrations", "fetchall", "fetchone", "fetchval"]
 
 MIGRATIONS_PACKAGE = "internet_relay.storage.migrations"
 
 
-async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
+async def apply_migrations(conn: Writer) -> list[int]:
     """Apply every ``migrations/NNNN_name.sql`` not yet recorded, each in its own transaction."""
     return await sqlite.apply_migrations(conn, MIGRATIONS_PACKAGE)

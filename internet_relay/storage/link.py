@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone, fetchval
 
@@ -36,11 +36,11 @@ async def get_epoch(db: Source) -> str | None:
     return await fetchval(db, "SELECT value FROM relay_meta WHERE key = 'epoch'")  # type: ignore[no-any-return]
 
 
-async def set_epoch(conn: aiosqlite.Connection, epoch: str) -> None:
+async def set_epoch(conn: Writer, epoch: str) -> None:
     await conn.execute("INSERT OR IGNORE INTO relay_meta(key, value) VALUES ('epoch', ?)", (epoch,))
 
 
-async def insert_outbox(conn: aiosqlite.Connection, envelope_id: str, kind: str, payload: str, now: str) -> int:
+async def insert_outbox(conn: Writer, envelope_id: str, kind: str, payload: str, now: str) -> int:
     """Queue an envelope as the next seq (a trigger advances link_state.out_last_seq). Returns the seq."""
     rows = await conn.execute_fetchall(
         "INSERT INTO outbox(seq, envelope_id, kind, payload, created_at) SELECT out_last_seq + 1, ?, ?, ?, ?"
@@ -59,13 +59,13 @@ async def oldest_unacked_created_at(db: Source, acked_seq: int) -> str | None:
                           (acked_seq,))
 
 
-async def mark_acked(conn: aiosqlite.Connection, previous: int, seq: int, now: str) -> None:
+async def mark_acked(conn: Writer, previous: int, seq: int, now: str) -> None:
     await conn.execute("UPDATE link_state SET out_acked_seq = ?, updated_at = ? WHERE id = 1", (seq, now))
     await conn.execute("UPDATE outbox SET acked_at = ? WHERE seq > ? AND seq <= ? AND acked_at IS NULL",
                        (now, previous, seq))
 
 
-async def align_outbox(conn: aiosqlite.Connection, ack: int, now: str) -> int:
+async def align_outbox(conn: Writer, ack: int, now: str) -> int:
     """Make the outbox resume right after ``ack``, LGWAN's applied count from the handshake.
 
     Normally the rows after ``ack`` are simply sent. When LGWAN was restored from a backup (its
@@ -92,14 +92,14 @@ async def align_outbox(conn: aiosqlite.Connection, ack: int, now: str) -> int:
     return renumbered
 
 
-async def record_inbox(conn: aiosqlite.Connection, seq: int, envelope_id: str, kind: str, outcome: str,
+async def record_inbox(conn: Writer, seq: int, envelope_id: str, kind: str, outcome: str,
                        now: str) -> None:
     """Record a taken LGWAN→relay envelope; a trigger advances the applied seq (the caller's transaction)."""
     await conn.execute("INSERT OR REPLACE INTO inbox(seq, envelope_id, kind, outcome, received_at) VALUES (?,?,?,?,?)",
                        (seq, envelope_id, kind, outcome, now))
 
 
-async def record_inbox_many(conn: aiosqlite.Connection, rows: list[tuple[int, str, str, str, str]]) -> None:
+async def record_inbox_many(conn: Writer, rows: list[tuple[int, str, str, str, str]]) -> None:
     """``record_inbox`` for consecutive envelopes: (seq, envelope_id, kind, outcome, received_at), in seq order."""
     await conn.executemany("INSERT OR REPLACE INTO inbox(seq, envelope_id, kind, outcome, received_at)"
                            " VALUES (?,?,?,?,?)", rows)
@@ -109,12 +109,12 @@ async def inbox_envelope_id(db: Source, seq: int) -> str | None:
     return await fetchval(db, "SELECT envelope_id FROM inbox WHERE seq = ?", (seq,))  # type: ignore[no-any-return]
 
 
-async def reset_inbound(conn: aiosqlite.Connection, now: str) -> None:
+async def reset_inbound(conn: Writer, now: str) -> None:
     await conn.execute("DELETE FROM inbox")
     await conn.execute("UPDATE link_state SET in_applied_seq = 0, updated_at = ? WHERE id = 1", (now,))
 
 
-async def prune(conn: aiosqlite.Connection, before: str) -> None:
+async def prune(conn: Writer, before: str) -> None:
     await conn.execute("DELETE FROM outbox WHERE acked_at IS NOT NULL AND acked_at < ?", (before,))
     await conn.execute("DELETE FROM inbox WHERE received_at < ?"
                        " AND seq < (SELECT in_applied_seq FROM link_state WHERE id = 1)", (before,))

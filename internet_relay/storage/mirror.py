@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone, fetchval
 
 
@@ -67,13 +69,13 @@ def _message(row: aiosqlite.Row | tuple[object, ...]) -> Message:
 
 # --- rooms and members ----------------------------------------------------------------------------
 
-async def upsert_room(conn: aiosqlite.Connection, room_id: int, name: str, policy: str, now: str) -> None:
+async def upsert_room(conn: Writer, room_id: int, name: str, policy: str, now: str) -> None:
     await conn.execute("INSERT INTO rooms(id, name, policy, updated_at) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE"
                        " SET name = excluded.name, policy = excluded.policy, updated_at = excluded.updated_at",
                        (room_id, name, policy, now))
 
 
-async def delete_room(conn: aiosqlite.Connection, room_id: int) -> None:
+async def delete_room(conn: Writer, room_id: int) -> None:
     await conn.execute("DELETE FROM pending WHERE room_id = ?", (room_id,))
     await conn.execute("DELETE FROM rooms WHERE id = ?", (room_id,))   # members and messages cascade
 
@@ -88,7 +90,7 @@ async def rooms_of(db: Source, member: str, policies: tuple[str, ...]) -> list[t
     return [(Room(r[0], r[1], r[2]), r[3], r[4]) for r in rows]
 
 
-async def upsert_member(conn: aiosqlite.Connection, room_id: int, member: str, display_name: str,
+async def upsert_member(conn: Writer, room_id: int, member: str, display_name: str,
                         affiliation: str) -> bool:
     """False when the room is unknown here (it does not cross)."""
     cur = await conn.execute(
@@ -99,7 +101,7 @@ async def upsert_member(conn: aiosqlite.Connection, room_id: int, member: str, d
     return cur.rowcount == 1
 
 
-async def delete_member(conn: aiosqlite.Connection, room_id: int, member: str) -> None:
+async def delete_member(conn: Writer, room_id: int, member: str) -> None:
     await conn.execute("DELETE FROM members WHERE room_id = ? AND member = ?", (room_id, member))
 
 
@@ -126,13 +128,13 @@ async def member_tokens(db: Source, room_id: int) -> list[str]:
     return [r[0] for r in await fetchall(db, "SELECT member FROM members WHERE room_id = ?", (room_id,))]
 
 
-async def advance_cursor(conn: aiosqlite.Connection, room_id: int, member: str, seq: int) -> bool:
+async def advance_cursor(conn: Writer, room_id: int, member: str, seq: int) -> bool:
     cur = await conn.execute("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND member = ?"
                              " AND last_read_seq < ?", (seq, room_id, member, seq))
     return cur.rowcount == 1
 
 
-async def advance_cursors(conn: aiosqlite.Connection, cursors: list[tuple[int, str, int]]) -> None:
+async def advance_cursors(conn: Writer, cursors: list[tuple[int, str, int]]) -> None:
     """``advance_cursor`` for many (room, member, seq) at once."""
     await conn.executemany("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND member = ?"
                            " AND last_read_seq < ?", [(seq, room, member, seq) for room, member, seq in cursors])
@@ -147,7 +149,7 @@ async def room_cursors(db: Source, room_id: int) -> dict[str, int] | None:
     return {r[0]: r[1] for r in rows if r[0] is not None}
 
 
-async def purge_mirror(conn: aiosqlite.Connection) -> None:
+async def purge_mirror(conn: Writer) -> None:
     """Forget every room (before LGWAN rebuilds the copy). Accounts and queued posts stay."""
     await conn.execute("DELETE FROM messages")
     await conn.execute("DELETE FROM members")
@@ -167,7 +169,7 @@ def _message_params(m: Message) -> tuple[object, ...]:
             m.attachments, m.origin_id, m.created_at, m.edited_at, int(m.deleted), m.room_id)
 
 
-async def upsert_messages(conn: aiosqlite.Connection, messages: list[Message]) -> None:
+async def upsert_messages(conn: Writer, messages: list[Message]) -> None:
     """Insert or update messages, in order; a message of a room not held here is skipped."""
     await conn.executemany(_UPSERT_MESSAGE, [_message_params(m) for m in messages])
 
@@ -177,13 +179,13 @@ async def get_message(db: Source, message_id: int) -> Message | None:
     return _message(row) if row else None
 
 
-async def edit_message(conn: aiosqlite.Connection, message_id: int, body: str, edited_at: str) -> bool:
+async def edit_message(conn: Writer, message_id: int, body: str, edited_at: str) -> bool:
     cur = await conn.execute("UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND deleted = 0",
                              (body, edited_at, message_id))
     return cur.rowcount == 1
 
 
-async def delete_message(conn: aiosqlite.Connection, message_id: int) -> bool:
+async def delete_message(conn: Writer, message_id: int) -> bool:
     cur = await conn.execute("UPDATE messages SET body = '', deleted = 1 WHERE id = ?", (message_id,))
     return cur.rowcount == 1
 
@@ -209,7 +211,7 @@ async def read_cursors(db: Source, room_id: int) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
-async def purge_messages(conn: aiosqlite.Connection, before: str) -> int:
+async def purge_messages(conn: Writer, before: str) -> int:
     """Drop text older than the retention window."""
     cur = await conn.execute("DELETE FROM messages WHERE created_at < ?", (before,))
     await conn.execute("DELETE FROM pending WHERE status = 'refused' AND posted_at < ?", (before,))
@@ -218,13 +220,13 @@ async def purge_messages(conn: aiosqlite.Connection, before: str) -> int:
 
 # --- pending posts --------------------------------------------------------------------------------
 
-async def insert_pending(conn: aiosqlite.Connection, p: Pending) -> None:
+async def insert_pending(conn: Writer, p: Pending) -> None:
     await conn.execute(f"INSERT INTO pending({_PENDING_COLS}) VALUES (?,?,?,?,?,?,?,?)",
                        (p.origin_id, p.room_id, p.author, p.body, p.thread_root_id, p.posted_at, p.status,
                         p.refused_code))
 
 
-async def insert_pending_new(conn: aiosqlite.Connection, p: Pending) -> bool:
+async def insert_pending_new(conn: Writer, p: Pending) -> bool:
     """Insert a pending post unless its origin id is already pending; False when it was."""
     cur = await conn.execute(f"INSERT INTO pending({_PENDING_COLS}) VALUES (?,?,?,?,?,?,?,?)"
                              " ON CONFLICT(origin_id) DO NOTHING",
@@ -238,11 +240,11 @@ async def get_pending(db: Source, origin_id: str) -> Pending | None:
     return Pending(*tuple(row)) if row else None
 
 
-async def delete_pending_many(conn: aiosqlite.Connection, origin_ids: list[str]) -> None:
+async def delete_pending_many(conn: Writer, origin_ids: list[str]) -> None:
     await conn.executemany("DELETE FROM pending WHERE origin_id = ?", [(o,) for o in origin_ids])
 
 
-async def refuse_pending(conn: aiosqlite.Connection, origin_id: str, code: str) -> bool:
+async def refuse_pending(conn: Writer, origin_id: str, code: str) -> bool:
     cur = await conn.execute("UPDATE pending SET status = 'refused', refused_code = ? WHERE origin_id = ?",
                              (code, origin_id))
     return cur.rowcount == 1

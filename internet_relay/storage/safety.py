@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone, fetchval
 
 
@@ -89,7 +91,7 @@ async def get_by_origin(db: Source, origin_id: str) -> SafetyCheck | None:
     return _check(row) if row else None
 
 
-async def insert_check(conn: aiosqlite.Connection, *, origin: str, lgwan_check_id: int | None, origin_id: str | None,
+async def insert_check(conn: Writer, *, origin: str, lgwan_check_id: int | None, origin_id: str | None,
                        title: str, message: str, questions: tuple[str, ...], started_by: str | None,
                        started_at: str, now: str) -> int:
     rows = await conn.execute_fetchall(
@@ -99,7 +101,7 @@ async def insert_check(conn: aiosqlite.Connection, *, origin: str, lgwan_check_i
     return int(next(iter(rows))[0])
 
 
-async def update_check(conn: aiosqlite.Connection, check_id: int, *, lgwan_check_id: int, title: str, message: str,
+async def update_check(conn: Writer, check_id: int, *, lgwan_check_id: int, title: str, message: str,
                        questions: tuple[str, ...], now: str) -> None:
     """LGWAN's word on a check it sent again (a resync) or named (a relay check it now holds)."""
     await conn.execute("UPDATE safety_checks SET lgwan_check_id = ?, title = ?, message = ?, questions = ?,"
@@ -107,13 +109,13 @@ async def update_check(conn: aiosqlite.Connection, check_id: int, *, lgwan_check
                        (lgwan_check_id, title, message, json.dumps(list(questions)), now, check_id))
 
 
-async def close_check(conn: aiosqlite.Connection, check_id: int, closed_at: str, now: str) -> bool:
+async def close_check(conn: Writer, check_id: int, closed_at: str, now: str) -> bool:
     cur = await conn.execute("UPDATE safety_checks SET closed_at = ?, updated_at = ? WHERE id = ? AND closed_at IS NULL",
                              (closed_at, now, check_id))
     return cur.rowcount == 1
 
 
-async def add_targets(conn: aiosqlite.Connection, check_id: int, members: list[str]) -> list[str]:
+async def add_targets(conn: Writer, check_id: int, members: list[str]) -> list[str]:
     """Add targets with their name and 所属 as the relay knows them now; returns those newly added."""
     existing = {r[0] for r in await fetchall(conn, "SELECT member FROM safety_targets WHERE check_id = ?", (check_id,))}
     new = [m for m in dict.fromkeys(members) if m not in existing]
@@ -165,7 +167,7 @@ async def get_answer(db: Source, check_id: int, member: str) -> SafetyAnswer | N
     return SafetyAnswer(*tuple(row)) if row else None
 
 
-async def upsert_answer(conn: aiosqlite.Connection, a: SafetyAnswer) -> None:
+async def upsert_answer(conn: Writer, a: SafetyAnswer) -> None:
     """The latest answer of a person counts."""
     await conn.execute(
         f"INSERT INTO safety_answers({_ANSWER_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -206,7 +208,7 @@ async def unanswered(db: Source, check_id: int, members: list[str] | None = None
     return found
 
 
-async def mark_reminded(conn: aiosqlite.Connection, check_id: int, members: list[str], now: str) -> None:
+async def mark_reminded(conn: Writer, check_id: int, members: list[str], now: str) -> None:
     await conn.executemany("UPDATE safety_targets SET reminded_at = ? WHERE check_id = ? AND member = ?",
                            [(now, check_id, m) for m in members])
 
@@ -216,7 +218,7 @@ async def count_checks_started_by(db: Source, member: str, since: str) -> int:
                               (member, since)) or 0)
 
 
-async def purge_before(conn: aiosqlite.Connection, before: str) -> int:
+async def purge_before(conn: Writer, before: str) -> int:
     """Drop checks started before ``before`` with their targets and answers (retention.messages).
 
     What a phone answered here is already in the outbox for LGWAN, so nothing still owed is lost.

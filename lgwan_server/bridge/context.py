@@ -60,7 +60,7 @@ async def _housekeeping(kernel: Kernel, keep_acked: float) -> None:
     while True:
         try:
             await kernel.guests.expire_due()
-            async with kernel.db.transaction("bridge_prune") as conn:
+            async with kernel.db.transaction("bridge_prune", offload=True) as conn:
                 await store.prune(conn, to_iso(utcnow() - timedelta(seconds=keep_acked)))
         except Exception:
             log.exception("bridge housekeeping failed")

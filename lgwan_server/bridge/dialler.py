@@ -235,7 +235,7 @@ class Dialler:
                 peer_ack < state.out_last_seq and (oldest is None or oldest > peer_ack + 1)):
             reason = "diverged"   # a restore from backup on either side: the histories no longer meet
         if reason is not None:
-            async with self.db.transaction("bridge_resync") as conn:
+            async with self.db.transaction("bridge_resync", offload=True) as conn:
                 size = await self.outbox.rebuild(conn, reset_inbound=reason in ("new_relay", "first_link"))
                 await store.set_relay_epoch(conn, epoch, now_iso())
                 await store.set_resync_pending(conn, False, now_iso())

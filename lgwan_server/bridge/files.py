@@ -33,10 +33,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Protocol
 
-import aiosqlite
-
 from shared import envelope as env
 from shared.signing import KeyRing, decode_public_key, fingerprint, key_id, load_key_ring, load_peers
+from shared.sqlite import Writer
 from shared.timeutil import now_iso, to_iso, utcnow
 from shared.verdict import (
     CHUNK_BYTES,
@@ -163,13 +162,13 @@ class SanitizedFileInbox:
 
     # --- applying envelopes (inside the bridge inbox's transaction) ---------------------------------
 
-    async def apply(self, conn: aiosqlite.Connection, payload: env.Payload) -> None:
+    async def apply(self, conn: Writer, payload: env.Payload) -> None:
         if isinstance(payload, env.FileSanitized):
             await self._header(conn, payload)
         elif isinstance(payload, env.FileChunk):
             await self._chunk(conn, payload)
 
-    async def _may_post(self, conn: aiosqlite.Connection, author: str,
+    async def _may_post(self, conn: Writer, author: str,
                         room_id: int) -> tuple[org_store.Staff, str, room_store.Room]:
         """The text-post rules, for a file: an active author, a member of a crossing room who may write."""
         kind, staff, affiliation = await self.inbox._author(conn, author)    # noqa: SLF001 - same rules as posts
@@ -182,7 +181,7 @@ class SanitizedFileInbox:
             raise Refused("announcement_owner_only")
         return staff, affiliation, room
 
-    async def _header(self, conn: aiosqlite.Connection, p: env.FileSanitized) -> None:
+    async def _header(self, conn: Writer, p: env.FileSanitized) -> None:
         known = await store.get_file(conn, p.job_id)
         if known is not None:
             if known.origin_id != p.origin_id:
@@ -235,7 +234,7 @@ class SanitizedFileInbox:
         if code:
             await self._tell(conn, p, code)
 
-    async def _chunk(self, conn: aiosqlite.Connection, p: env.FileChunk) -> None:
+    async def _chunk(self, conn: Writer, p: env.FileChunk) -> None:
         f = await store.get_file(conn, p.job_id)
         if f is None:
             if p.job_id not in self._orphans:       # once per file, not once per chunk
@@ -263,7 +262,7 @@ class SanitizedFileInbox:
 
     # --- refusing ---------------------------------------------------------------------------------
 
-    async def _tell(self, conn: aiosqlite.Connection, p: env.FileSanitized, code: str,
+    async def _tell(self, conn: Writer, p: env.FileSanitized, code: str,
                     extra: dict[str, Any] | None = None) -> None:
         """Refuse a file at its header: audit and tell the author (its chunks are then dropped quietly)."""
         self._orphans.add(p.job_id)
@@ -277,7 +276,7 @@ class SanitizedFileInbox:
                                                         code=code if code in _TELL_AS_IS else "file_refused"),
                                   p.room_id)
 
-    async def _refuse(self, conn: aiosqlite.Connection, f: SanitizedFile, code: str, detail: str = "") -> None:
+    async def _refuse(self, conn: Writer, f: SanitizedFile, code: str, detail: str = "") -> None:
         """Refuse a staged file: nothing stored or shown, bytes dropped, audited, the author told."""
         await store.set_state(conn, f.job_id, "refused", code=code, checked_at=now_iso())
         await store.drop_chunks(conn, f.job_id)
@@ -366,7 +365,7 @@ class SanitizedFileInbox:
         await self.blobs.commit(received)
         return ""
 
-    async def _post(self, conn: aiosqlite.Connection, f: SanitizedFile) -> None:
+    async def _post(self, conn: Writer, f: SanitizedFile) -> None:
         author = await org_store.get_staff(conn, f.author_id)
         token = f"{'g' if author is not None and author.role == 'guest' else 's'}:{f.author_id}"
         try:

@@ -18,9 +18,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aiosqlite
-
 from shared import envelope as env
+from shared.sqlite import Writer
 from shared.timeutil import now_iso
 
 from ..errors import AppError
@@ -59,8 +58,8 @@ class Checked:
 
 
 class _BatchChecks:
-    """The read-only checks of a batch's posts and receipts, on a reader connection, each asked once:
-    a backlog is mostly the same few people in the same few rooms."""
+    """The read-only checks of a batch's posts and receipts (point lookups, ``Database.inline``), each
+    asked once: a backlog is mostly the same few people in the same few rooms."""
 
     def __init__(self, inbox: BridgeInbox) -> None:
         self.inbox = inbox
@@ -76,7 +75,7 @@ class _BatchChecks:
             return None
         if token not in self._authors:
             try:
-                self._authors[token] = await self.inbox._author(self.inbox.db, token)
+                self._authors[token] = await self.inbox._author(self.inbox.db.inline, token)
             except Refused as exc:
                 self._authors[token] = exc
         author = self._authors[token]
@@ -86,7 +85,7 @@ class _BatchChecks:
         key = (kind, staff.id, payload.room_id)
         if key not in self._rooms:
             try:
-                self._rooms[key] = await self.inbox._room_for(self.inbox.db, kind, staff.id, payload.room_id)
+                self._rooms[key] = await self.inbox._room_for(self.inbox.db.inline, kind, staff.id, payload.room_id)
             except Refused as exc:
                 self._rooms[key] = exc
         place = self._rooms[key]
@@ -151,7 +150,7 @@ class BridgeInbox:
         return outcomes
 
     @staticmethod
-    async def _origins_taken(conn: aiosqlite.Connection, envelopes: list[env.Envelope],
+    async def _origins_taken(conn: Writer, envelopes: list[env.Envelope],
                              checks: list[Checked | Refused | None]) -> set[tuple[int, str]]:
         """(author, idempotency key) of the batch's posts already on LGWAN: one query per author, inside
         the transaction; the posts of this batch join the set as they are written."""
@@ -180,7 +179,7 @@ class BridgeInbox:
                                     target_type="envelope", target_id=envelope_id,
                                     detail={"code": code, "seq": seq, "kind": kind, "reason": detail[:120]})
 
-    async def _refused(self, conn: aiosqlite.Connection, envelope: env.Envelope, code: str) -> None:
+    async def _refused(self, conn: Writer, envelope: env.Envelope, code: str) -> None:
         payload = envelope.payload
         if code == "duplicate_origin":
             # Not a refusal: the same post arrived again under a new seq (a rebuilt or restored relay)
@@ -199,7 +198,7 @@ class BridgeInbox:
                                     target_type="envelope", target_id=envelope.id,
                                     detail={"code": code, "kind": envelope.kind, "seq": envelope.seq})
 
-    async def _dispatch(self, conn: aiosqlite.Connection, payload: env.Payload, checked: Checked | None,
+    async def _dispatch(self, conn: Writer, payload: env.Payload, checked: Checked | None,
                         seen: set[tuple[int, str]]) -> None:
         if isinstance(payload, env.RelayPost):
             assert checked is not None
@@ -257,7 +256,7 @@ class BridgeInbox:
 
     # --- kinds -----------------------------------------------------------------------------------
 
-    async def _post(self, conn: aiosqlite.Connection, p: env.RelayPost, checked: Checked,
+    async def _post(self, conn: Writer, p: env.RelayPost, checked: Checked,
                     seen: set[tuple[int, str]]) -> None:
         staff, affiliation, room, membership = checked.staff, checked.affiliation, checked.room, checked.membership
         if room.archived:
@@ -284,7 +283,7 @@ class BridgeInbox:
                                                            client_msg_id=client_msg_id), body, [])
         seen.add((staff.id, client_msg_id))
 
-    async def _enrolled(self, conn: aiosqlite.Connection, p: env.AccountEnrolled) -> None:
+    async def _enrolled(self, conn: Writer, p: env.AccountEnrolled) -> None:
         member = parse_member(p.account)
         if member is None:
             raise Refused("bad_account")
@@ -323,7 +322,7 @@ class BridgeInbox:
         actor = Actor(staff.id, staff.org_id, staff.login, affiliation, "relay", staff.role)
         await self.audit.record(conn, actor, "mobile.enrolled", target_type="staff", target_id=staff_id)
 
-    async def _device(self, conn: aiosqlite.Connection, p: env.DeviceRequest) -> None:
+    async def _device(self, conn: Writer, p: env.DeviceRequest) -> None:
         member = parse_member(p.account)
         if member is None:
             raise Refused("bad_account")
@@ -343,7 +342,7 @@ class BridgeInbox:
 
     # --- 安否確認 from phones (issue 6) ---------------------------------------------------------------
 
-    async def _safety_start(self, conn: aiosqlite.Connection, p: env.SafetyStart, safety: SafetyService) -> None:
+    async def _safety_start(self, conn: Writer, p: env.SafetyStart, safety: SafetyService) -> None:
         """A check started on the relay while LGWAN was down: created once (keyed on its origin id).
 
         The relay's word is re-checked: the starter must be active staff with an active phone grant and
@@ -365,7 +364,7 @@ class BridgeInbox:
                                           audience=audience, target={"relay_phones": True}, via="relay",
                                           origin_id=p.origin_id, started_at=min(p.started_at, now_iso()))
 
-    async def _safety_answer(self, conn: aiosqlite.Connection, p: env.SafetyAnswer, safety: SafetyService) -> None:
+    async def _safety_answer(self, conn: Writer, p: env.SafetyAnswer, safety: SafetyService) -> None:
         """A phone's answer, applied once (its origin id); the latest answer of a person counts."""
         _, staff, _ = await self._author(conn, p.member)
         if p.check_id is not None:

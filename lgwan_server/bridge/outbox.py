@@ -20,11 +20,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import aiosqlite
-
 from shared import envelope as env
 from shared.limits import MAX_DISPLAY_NAME_CHARS, MAX_ENVELOPE_BYTES, MAX_ROOM_NAME_CHARS
 from shared.linkstream import OutboxFeed, Queued
+from shared.sqlite import Writer
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso, to_iso, utcnow
 
@@ -122,7 +121,7 @@ class BridgeOutbox:
 
     # --- queueing --------------------------------------------------------------------------------
 
-    async def enqueue(self, conn: aiosqlite.Connection, payload: env.Payload, room_id: int | None = None) -> int:
+    async def enqueue(self, conn: Writer, payload: env.Payload, room_id: int | None = None) -> int:
         """Queue one payload as the next LGWAN→relay envelope. Returns its seq.
 
         The payload is checked now with the receiver's rules, so what cannot cross is refused while the
@@ -154,7 +153,7 @@ class BridgeOutbox:
         self.db.after_commit(lambda: self.feed.committed(row))
 
     @staticmethod
-    async def _with_safety_role(conn: aiosqlite.Connection, payload: env.AccountUpsert) -> env.AccountUpsert:
+    async def _with_safety_role(conn: Writer, payload: env.AccountUpsert) -> env.AccountUpsert:
         """Every staff-phone account says, from the staff row in this transaction, whether the person
         may start a 安否確認 on the relay (wherever the upsert was built)."""
         member = parse_member(payload.account)
@@ -164,7 +163,7 @@ class BridgeOutbox:
 
     # --- the EventService hook -------------------------------------------------------------------
 
-    async def on_event(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], room_id: int | None,
+    async def on_event(self, conn: Writer, type_: str, data: dict[str, Any], room_id: int | None,
                        staff_id: int | None) -> None:
         """Called by ``EventService.emit`` inside the transaction of every state change (and by
         ``SafetyService`` for the safety.* types, with no room)."""
@@ -202,7 +201,7 @@ class BridgeOutbox:
                 return
         await self._forward(conn, type_, data, room_id, route)
 
-    async def _message_if_mirrored(self, conn: aiosqlite.Connection, data: dict[str, Any], room_id: int) -> bool:
+    async def _message_if_mirrored(self, conn: Writer, data: dict[str, Any], room_id: int) -> bool:
         """A message of a room believed to cross, queued in one round trip: the insert itself checks
         that the room crosses and that the relay holds it with its current policy, and fills in the
         sender's kind and the relay origin from the message row. False (nothing queued) otherwise: the
@@ -227,7 +226,7 @@ class BridgeOutbox:
         self._queued(Queued(seq, envelope_id, payload, size))
         return True
 
-    async def _forward(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], room_id: int,
+    async def _forward(self, conn: Writer, type_: str, data: dict[str, Any], room_id: int,
                        route: store.Route) -> None:
         if type_ == "message.new":
             sender = data["sender"]
@@ -258,7 +257,7 @@ class BridgeOutbox:
                 await self.enqueue(conn, env.MemberRemove(room_id=room_id,
                                                           member=member_token(card[0], data["staff_id"])), room_id)
 
-    async def _staff_changed(self, conn: aiosqlite.Connection, staff_id: int) -> None:
+    async def _staff_changed(self, conn: Writer, staff_id: int) -> None:
         """An admin changed a person (their sessions ended): a suspended or retired staff member's phone
         account stops working on the relay too; an active one's is sent again, so a role change
         reaches the relay (who may start a 安否確認 there, issue 6)."""
@@ -274,7 +273,7 @@ class BridgeOutbox:
 
     # --- 安否確認 on phones (issue 6) ---------------------------------------------------------------
 
-    async def _safety(self, conn: aiosqlite.Connection, type_: str, check_id: int) -> None:
+    async def _safety(self, conn: Writer, type_: str, check_id: int) -> None:
         """The phone-registered targets hear of a check, a reminder or the closing; nobody else's answers
         and no room ever cross. A check that came from the relay is not sent back to it."""
         check = await safety_store.get_check(conn, check_id)
@@ -291,7 +290,7 @@ class BridgeOutbox:
             await self.enqueue(conn, env.SafetyClose(check_id=check.id, origin_id=check.origin_id,
                                                      closed_at=check.closed_at))
 
-    async def enqueue_safety_request(self, conn: aiosqlite.Connection, check: SafetyCheck) -> None:
+    async def enqueue_safety_request(self, conn: Writer, check: SafetyCheck) -> None:
         title = safety_text(check.title, env.MAX_SAFETY_TITLE_CHARS, multiline=False, fallback="安否確認")
         message = safety_text(check.message, env.MAX_SAFETY_MESSAGE_CHARS, multiline=True,
                               fallback=SAFETY_TEXT_WITHHELD if check.message.strip() else "")
@@ -301,7 +300,7 @@ class BridgeOutbox:
                                   check_id=check.id, origin_id=check.origin_id, title=title, message=message,
                                   questions=questions, started_at=check.started_at, members=members))
 
-    async def _in_chunks(self, conn: aiosqlite.Connection, staff_ids: list[int],
+    async def _in_chunks(self, conn: Writer, staff_ids: list[int],
                          build: Callable[[tuple[str, ...]], env.Payload]) -> None:
         for start in range(0, len(staff_ids), env.MAX_SAFETY_MEMBERS):
             chunk = staff_ids[start:start + env.MAX_SAFETY_MEMBERS]
@@ -336,14 +335,14 @@ class BridgeOutbox:
             affiliation=msg.sender_affiliation, body=msg.body, created_at=msg.created_at,
             client_msg_id=msg.client_msg_id, attachments=msg.attachments, live=False)
 
-    async def affiliation_of(self, conn: aiosqlite.Connection, staff_id: int, role: str,
+    async def affiliation_of(self, conn: Writer, staff_id: int, role: str,
                              department_id: int | None) -> str:
         if role == "guest":
             guest = await guest_store.get_guest(conn, staff_id)
             return guest.affiliation if guest else ""
         return await org_store.department_path(conn, department_id)
 
-    async def _member_payload(self, conn: aiosqlite.Connection, policy: str, room_id: int,
+    async def _member_payload(self, conn: Writer, policy: str, room_id: int,
                               staff_id: int) -> env.MemberUpsert | None:
         card = await store.member_card(conn, staff_id)
         if card is None:
@@ -358,7 +357,7 @@ class BridgeOutbox:
 
     # --- snapshots -------------------------------------------------------------------------------
 
-    async def enqueue_room(self, conn: aiosqlite.Connection, room: Room) -> None:
+    async def enqueue_room(self, conn: Writer, room: Room) -> None:
         """The relay's whole copy of one room: the room, members, recent text, read cursors."""
         await self.enqueue(conn, self._room_payload(room), room.id)
         await store.set_mirrored(conn, room.id, room.crossing_policy, now_iso())
@@ -376,7 +375,7 @@ class BridgeOutbox:
                 await self.enqueue(conn, env.ReceiptOut(room_id=room.id, member=member_token(member.role, member.staff_id),
                                                         seq=member.last_read_seq), room.id)
 
-    async def rebuild(self, conn: aiosqlite.Connection, *, reset_inbound: bool) -> int:
+    async def rebuild(self, conn: Writer, *, reset_inbound: bool) -> int:
         """Replace the whole outbox by a snapshot of everything the relay should hold. Returns its size.
 
         Used when the relay is new or was wiped (new epoch), or when the two histories diverged after a

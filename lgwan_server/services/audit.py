@@ -12,8 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from shared.sqlite import Writer
 from shared.timeutil import now_iso
 
 from ..storage import audit as store
@@ -41,7 +40,7 @@ class AuditService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, conn: aiosqlite.Connection, actor: Actor, action: str, *, target_type: str = "",
+    async def record(self, conn: Writer, actor: Actor, action: str, *, target_type: str = "",
                      target_id: object = "", outcome: str = "ok", detail: dict[str, Any] | None = None) -> None:
         """Append an entry inside the caller's transaction."""
         last = await store.last_entry(conn)

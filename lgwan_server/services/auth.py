@@ -108,7 +108,7 @@ class AuthService:
         if staff is None:
             await self.audit.record_alone(anon, "auth.login", outcome="failed", detail={"reason": "unknown_login"})
             raise AppError("invalid_credentials")
-        affiliation = await org_store.department_path(self.db, staff.department_id)
+        affiliation = await org_store.department_path(self.db.inline, staff.department_id)
         actor = Actor(staff.id, staff.org_id, staff.login, affiliation, ip, staff.role)
         if staff.locked_until and parse_iso(staff.locked_until) > utcnow():
             await self.audit.record_alone(actor, "auth.login", outcome="denied", detail={"reason": "locked"})
@@ -123,7 +123,7 @@ class AuthService:
         if staff.status != "active":
             await self.audit.record_alone(actor, "auth.login", outcome="denied", detail={"reason": staff.status})
             raise AppError("account_disabled")
-        org = await org_store.get_org(self.db, staff.org_id)
+        org = await org_store.get_org(self.db.inline, staff.org_id)
         assert org is not None
         if not ip_allowed(org.ip_allowlist, ip):
             await self.audit.record_alone(actor, "auth.login", outcome="denied", detail={"reason": "ip_not_allowed"})
@@ -147,7 +147,7 @@ class AuthService:
                                                             secrets.token_urlsafe(24), pending, now, ip, user_agent)
             await self.audit.record(conn, actor, "auth.login", target_type="session", target_id=session_id,
                                     detail={"mfa": step is not None, "mfa_enrolment_pending": pending})
-        session = await session_store.get_session_by_token_hash(self.db, token_hash(token))
+        session = await session_store.get_session_by_token_hash(self.db.inline, token_hash(token))
         assert session is not None
         return LoginResult(token, session, staff, pending)
 
@@ -171,7 +171,7 @@ class AuthService:
 
     async def authenticate(self, token: str, ip: str) -> Authenticated:
         """Resolve a cookie token; raise ``not_authenticated``/``session_expired``/``ip_not_allowed``."""
-        session = await session_store.get_session_by_token_hash(self.db, token_hash(token))
+        session = await session_store.get_session_by_token_hash(self.db.inline, token_hash(token))
         if session is None:
             raise AppError("not_authenticated")
         now = utcnow()
@@ -181,17 +181,17 @@ class AuthService:
             async with self.db.transaction("session_expire") as conn:
                 await session_store.delete_session(conn, session.id)
             raise AppError("session_expired")
-        staff = await org_store.get_staff(self.db, session.staff_id)
+        staff = await org_store.get_staff(self.db.inline, session.staff_id)
         if staff is None or staff.status != "active" or staff.role == "guest":
             raise AppError("not_authenticated")
-        org = await org_store.get_org(self.db, staff.org_id)
+        org = await org_store.get_org(self.db.inline, staff.org_id)
         assert org is not None
         if not ip_allowed(org.ip_allowlist, ip):
             raise AppError("ip_not_allowed")
         if idle > self._touch_interval:   # one write per half-minute per session, not per request
             async with self.db.transaction("session_touch") as conn:
                 await session_store.touch_session(conn, session.id, to_iso(now))
-        affiliation = await org_store.department_path(self.db, staff.department_id)
+        affiliation = await org_store.department_path(self.db.inline, staff.department_id)
         return Authenticated(session, staff, org, affiliation)
 
     # --- TOTP --------------------------------------------------------------------------------

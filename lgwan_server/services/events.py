@@ -6,8 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiosqlite
-
+from shared.sqlite import Writer
 from shared.timeutil import now_iso
 
 from ..hub import Hub
@@ -26,7 +25,7 @@ def frame(event_id: int, type_: str, room_id: int | None, payload: str) -> str:
 
 
 # (conn, type, data, room_id, staff_id), awaited inside the caller's transaction.
-OutboxHook = Callable[[aiosqlite.Connection, str, dict[str, Any], "int | None", "int | None"], Awaitable[None]]
+OutboxHook = Callable[[Writer, str, dict[str, Any], "int | None", "int | None"], Awaitable[None]]
 
 
 class EventService:
@@ -38,7 +37,7 @@ class EventService:
         # row commits or rolls back together with the change; it ignores lgwan_only rooms entirely.
         self.outbox: OutboxHook | None = None
 
-    async def emit(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], *,
+    async def emit(self, conn: Writer, type_: str, data: dict[str, Any], *,
                    room_id: int | None = None, staff_id: int | None = None) -> int:
         """Store an event for a room's members (room_id) or for one person (staff_id)."""
         payload = dumps(data)
@@ -49,7 +48,7 @@ class EventService:
             await self.outbox(conn, type_, data, room_id, staff_id)
         return event_id
 
-    async def emit_to_staff(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any],
+    async def emit_to_staff(self, conn: Writer, type_: str, data: dict[str, Any],
                             staff_ids: list[int]) -> int:
         """The same event for many people (安否確認, 一斉送信): one row and its recipient list, one frame
         for every socket. Returns the event id (0 when nobody is addressed)."""

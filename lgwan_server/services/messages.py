@@ -9,10 +9,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from shared import limits
 from shared.envelope import crossing_text_problem
+from shared.sqlite import Writer
 from shared.textsafe import clean_text
 from shared.timeutil import now_iso
 
@@ -31,7 +30,7 @@ from .audit import AuditService
 from .events import EventService
 from .rooms import RoomService
 
-DeletionGuard = Callable[[aiosqlite.Connection, int, int, "int | None"], Awaitable["str | None"]]
+DeletionGuard = Callable[[Writer, int, int, "int | None"], Awaitable["str | None"]]
 
 CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -150,7 +149,7 @@ class MessageService:
             return await self.render_one(existing)
         return data
 
-    async def post_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, sender_name: str, room_id: int,
+    async def post_in_transaction(self, conn: Writer, actor: Actor, sender_name: str, room_id: int,
                                   new: NewMessage, body: str, mentions: list[int], *,
                                   attachment: tuple[str, str] | None = None,
                                   attachment_origin: str = "lgwan") -> dict[str, Any]:
@@ -372,7 +371,7 @@ class MessageService:
         async with self.db.transaction("mark_read") as conn:
             return await self.mark_read_in_transaction(conn, actor.staff_id, room_id, seq)
 
-    async def mark_read_in_transaction(self, conn: aiosqlite.Connection, staff_id: int, room_id: int, seq: int) -> int:
+    async def mark_read_in_transaction(self, conn: Writer, staff_id: int, room_id: int, seq: int) -> int:
         """``mark_read`` inside the caller's transaction (the relay bridge applies guests' 既読 this way)."""
         room = await room_store.get_room(conn, room_id)
         if room is None:

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from shared import limits
+from shared.sqlite import Writer
 from shared.textsafe import clean_line
 from shared.timeutil import JST, now_iso
 
@@ -172,7 +171,7 @@ class OrgService:
         async with self.db.transaction("set_status") as conn:
             await self._apply_status(conn, actor, staff, status, reason)
 
-    async def _apply_status(self, conn: aiosqlite.Connection, actor: Actor, staff: Staff, status: str,
+    async def _apply_status(self, conn: Writer, actor: Actor, staff: Staff, status: str,
                             reason: str) -> None:
         if staff.status == status:
             return
@@ -188,7 +187,7 @@ class OrgService:
                                 target_type="staff", target_id=staff.id,
                                 detail={"from": staff.status, "sessions_ended": ended, "reason": reason[:200]})
 
-    async def _end_sessions(self, conn: aiosqlite.Connection, staff_id: int, reason: str) -> int:
+    async def _end_sessions(self, conn: Writer, staff_id: int, reason: str) -> int:
         count = await session_store.delete_staff_sessions(conn, staff_id)
         await self.events.emit(conn, "session.ended", {"reason": reason}, staff_id=staff_id)
         # After commit the event is queued first, then the sockets are closed.
@@ -209,7 +208,7 @@ class OrgService:
         self.require_admin(actor, org_id)
         rows = self._parse(hr_csv.parse_departments, data)
         created = updated = 0
-        async with self.db.transaction("import_departments") as conn:
+        async with self.db.transaction("import_departments", offload=True) as conn:
             ids: dict[str, int] = {}
             for dept in await store.list_departments(self.db, org_id):
                 ids[dept.code] = dept.id
@@ -236,7 +235,7 @@ class OrgService:
         today, now = today_jst(), now_iso()
         counts = {"rows": len(rows), "created": 0, "updated": 0, "unchanged": 0, "scheduled": 0, "status_changed": 0}
         errors: list[hr_csv.CsvError] = []
-        async with self.db.transaction("import_staff") as conn:
+        async with self.db.transaction("import_staff", offload=True) as conn:
             depts = {d.code: d.id for d in await store.list_departments(conn, org_id)}
             for row in rows:
                 dept_id = depts.get(row.department_code)

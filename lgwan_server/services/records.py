@@ -14,11 +14,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from shared import limits
 from shared.manifest import build_bundle
 from shared.signing import SignatureError, Signer, fingerprint, load_signer, write_signer
+from shared.sqlite import Writer
 from shared.textsafe import clean_line
 from shared.timeutil import JST, now_iso
 
@@ -187,7 +186,7 @@ class RecordsService:
         assert mark is not None
         return mark
 
-    async def deletion_blocked(self, conn: aiosqlite.Connection, room_id: int, message_id: int,
+    async def deletion_blocked(self, conn: Writer, room_id: int, message_id: int,
                                thread_root_id: int | None) -> str | None:
         """Why a message may not be deleted now: 'retention' or 'legal_hold'; None if it may."""
         today = today_jst().isoformat()
@@ -287,7 +286,7 @@ class RecordsService:
                                           detail={"reason": "not_approved", "state": disposal.state})
             raise AppError("disposal_not_approved")
         today, now, removed = today_jst().isoformat(), now_iso(), 0
-        async with self.db.transaction("records_execute") as conn:
+        async with self.db.transaction("records_execute", offload=True) as conn:
             for mark_id in await store.disposal_mark_ids(conn, disposal_id):
                 mark = await store.get_mark(conn, mark_id)
                 assert mark is not None

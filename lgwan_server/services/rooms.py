@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
-
 from shared import limits
+from shared.sqlite import Writer
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso
 
@@ -64,10 +63,10 @@ class RoomService:
 
     async def access_room(self, staff_id: int, room_id: int) -> RoomAccess:
         """The room and the caller's membership, or ``room_not_found`` (missing or not a member)."""
-        room = await store.get_room(self.db, room_id)
+        room = await store.get_room(self.db.inline, room_id)
         if room is None:
             raise AppError("room_not_found")
-        membership = await store.get_membership(self.db, room_id, staff_id)
+        membership = await store.get_membership(self.db.inline, room_id, staff_id)
         if membership is None:
             raise AppError("room_not_found")
         return RoomAccess(room, membership)
@@ -156,7 +155,7 @@ class RoomService:
         assert actor.staff_id is not None
         if crossing_policy is not None:
             # The crossing policy decides what may leave LGWAN: an organisation admin's decision.
-            room = await store.get_room(self.db, room_id)
+            room = await store.get_room(self.db.inline, room_id)
             if room is None or not actor.is_org_admin or room.org_id != actor.org_id:
                 raise AppError("room_not_found") if room is None else AppError("forbidden")
             if room.kind == "dm":
@@ -243,7 +242,7 @@ class RoomService:
         """An organisation admin lets their staff be added to another organisation's room."""
         if not actor.is_org_admin or actor.org_id is None or actor.staff_id is None:
             raise AppError("forbidden")
-        room = await store.get_room(self.db, room_id)
+        room = await store.get_room(self.db.inline, room_id)
         if room is None or room.kind in ("dm", "department", "rank"):
             raise AppError("room_not_found")
         async with self.db.transaction("approve_org") as conn:
@@ -251,7 +250,7 @@ class RoomService:
             await self.audit.record(conn, actor, "room.org_approve", target_type="room", target_id=room_id,
                                     detail={"org_id": actor.org_id})
 
-    async def _check_can_join(self, conn: aiosqlite.Connection, room: Room, staff_id: int) -> None:
+    async def _check_can_join(self, conn: Writer, room: Room, staff_id: int) -> None:
         staff = await org_store.get_staff(conn, staff_id)
         if staff is None or staff.status != "active":
             raise AppError("staff_not_found", staff_id=staff_id)
@@ -261,13 +260,13 @@ class RoomService:
         if staff.org_id != room.org_id and staff.org_id not in await store.approved_org_ids(conn, room.id):
             raise AppError("org_not_allowed", staff_id=staff_id)
 
-    async def add_member_in_transaction(self, conn: aiosqlite.Connection, room: Room, staff_id: int,
+    async def add_member_in_transaction(self, conn: Writer, room: Room, staff_id: int,
                                         role: str = "member") -> int:
         """Check and add one member inside the caller's transaction (guest invitations, issue 5)."""
         await self._check_can_join(conn, room, staff_id)
         return await self._add(conn, room, staff_id, role, auto=False)
 
-    async def _add(self, conn: aiosqlite.Connection, room: Room, staff_id: int, role: str, *, auto: bool) -> int:
+    async def _add(self, conn: Writer, room: Room, staff_id: int, role: str, *, auto: bool) -> int:
         # New members start caught up (cursor at the newest message), so joining a department
         # room with years of history does not show thousands of unread messages.
         last_seq = (await store.get_room(conn, room.id) or room).last_seq
@@ -279,7 +278,7 @@ class RoomService:
         await self.events.emit(conn, "room.joined", {"room": room_json(room), "role": role}, staff_id=staff_id)
         return 1
 
-    async def _remove(self, conn: aiosqlite.Connection, room: Room, staff_id: int) -> None:
+    async def _remove(self, conn: Writer, room: Room, staff_id: int) -> None:
         if not await store.delete_member(conn, room.id, staff_id):
             return
         await self.events.emit(conn, "member.leave", {"room_id": room.id, "staff_id": staff_id}, room_id=room.id)
@@ -288,7 +287,7 @@ class RoomService:
 
     # --- generated rooms (縦: departments, 横: ranks) ---------------------------------------------
 
-    async def sync_generated_rooms(self, conn: aiosqlite.Connection, org_id: int) -> dict[str, int]:
+    async def sync_generated_rooms(self, conn: Writer, org_id: int) -> dict[str, int]:
         """Make department and rank rooms match the organisation, inside the caller's transaction.
 
         A department room holds the active staff of the department and all its sub-departments.
@@ -324,7 +323,7 @@ class RoomService:
                 stats["members_removed"] += 1
         return stats
 
-    async def remove_from_all_rooms(self, conn: aiosqlite.Connection, staff_id: int) -> int:
+    async def remove_from_all_rooms(self, conn: Writer, staff_id: int) -> int:
         room_ids = await store.room_ids_of_staff(conn, staff_id)
         for room_id in room_ids:
             room = await store.get_room(conn, room_id)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from shared import limits
+from shared.sqlite import Writer
 from shared.textsafe import clean_line, clean_text
 from shared.timeutil import now_iso
 
@@ -64,7 +63,7 @@ class SafetyService:
         self.events = events
         self.audit = audit
 
-    async def _to_relay(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any]) -> None:
+    async def _to_relay(self, conn: Writer, type_: str, data: dict[str, Any]) -> None:
         """Tell the relay outbox hook (lgwan_server/bridge/outbox.py), when a relay is configured, in this
         transaction: phones registered for mobile use get checks, reminders and closings (issue 6)."""
         if self.events.outbox is not None:
@@ -101,7 +100,7 @@ class SafetyService:
             return await self.start_in_transaction(conn, actor, title=title, message=message, questions=questions,
                                                    audience=audience, target=target, via=via, origin_id=origin_id)
 
-    async def start_in_transaction(self, conn: aiosqlite.Connection, actor: Actor, *, title: str, message: str,
+    async def start_in_transaction(self, conn: Writer, actor: Actor, *, title: str, message: str,
                                    questions: list[str], audience: list[tuple[int, int | None]],
                                    target: dict[str, Any], via: str, origin_id: str | None,
                                    started_at: str | None = None) -> SafetyCheck:
@@ -124,7 +123,7 @@ class SafetyService:
         await self._to_relay(conn, "safety.request", {"check_id": check_id})
         return check
 
-    async def add_targets_in_transaction(self, conn: aiosqlite.Connection, check: SafetyCheck,
+    async def add_targets_in_transaction(self, conn: Writer, check: SafetyCheck,
                                          audience: list[tuple[int, int | None]]) -> int:
         """Add people to a check's targets (the later parts of a long relay hand-over); returns how many."""
         known = set(await store.target_ids(conn, check.id))
@@ -152,7 +151,7 @@ class SafetyService:
             await self.answer_in_transaction(conn, actor.staff_id, check, answer, via=via, origin_id=origin_id,
                                              answered_at=answered_at)
 
-    async def answer_in_transaction(self, conn: aiosqlite.Connection, staff_id: int, check: SafetyCheck,
+    async def answer_in_transaction(self, conn: Writer, staff_id: int, check: SafetyCheck,
                                     answer: Answer, *, via: str, origin_id: str | None,
                                     answered_at: str | None) -> bool:
         """Record an answer in the caller's transaction (the latest ``answered_at`` wins).

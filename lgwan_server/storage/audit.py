@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone
 
@@ -31,12 +31,12 @@ _COLS = ("id, at, org_id, actor_id, actor_login, actor_affiliation, source_ip, a
          " outcome, detail, prev_hash, hash")
 
 
-async def last_entry(conn: aiosqlite.Connection) -> tuple[int, str] | None:
+async def last_entry(conn: Writer) -> tuple[int, str] | None:
     row = await fetchone(conn, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
     return (int(row[0]), str(row[1])) if row else None
 
 
-async def insert_entry(conn: aiosqlite.Connection, entry: AuditEntry) -> None:
+async def insert_entry(conn: Writer, entry: AuditEntry) -> None:
     await conn.execute(f"INSERT INTO audit_log({_COLS}) VALUES ({','.join('?' * 14)})", tuple(entry.__dict__.values()))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone, fetchval
 
@@ -36,7 +36,7 @@ async def get_state(db: Source) -> LinkState:
     return LinkState(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
 
 
-async def insert_outbox(conn: aiosqlite.Connection, envelope_id: str, kind: str, payload: str,
+async def insert_outbox(conn: Writer, envelope_id: str, kind: str, payload: str,
                         room_id: int | None, now: str) -> int:
     """Queue an envelope as the next LGWAN→relay seq, in commit order (a trigger advances
     ``bridge_state.out_last_seq``). Returns the seq."""
@@ -66,14 +66,14 @@ async def oldest_unacked_created_at(db: Source, acked_seq: int) -> str | None:
     return None if value is None else str(value)
 
 
-async def mark_acked(conn: aiosqlite.Connection, previous: int, seq: int, now: str) -> None:
+async def mark_acked(conn: Writer, previous: int, seq: int, now: str) -> None:
     """The relay applied everything up to ``seq`` (``previous`` was the last recorded ack)."""
     await conn.execute("UPDATE bridge_state SET out_acked_seq = ?, updated_at = ? WHERE id = 1", (seq, now))
     await conn.execute("UPDATE bridge_outbox SET acked_at = ? WHERE seq > ? AND seq <= ? AND acked_at IS NULL",
                        (now, previous, seq))
 
 
-async def reset_outbound(conn: aiosqlite.Connection, now: str) -> None:
+async def reset_outbound(conn: Writer, now: str) -> None:
     """Forget every queued LGWAN→relay envelope and restart the numbering (before a full snapshot)."""
     await conn.execute("DELETE FROM bridge_outbox")
     await conn.execute("DELETE FROM bridge_rooms")
@@ -81,32 +81,32 @@ async def reset_outbound(conn: aiosqlite.Connection, now: str) -> None:
                        (now,))
 
 
-async def reset_inbound(conn: aiosqlite.Connection, now: str) -> None:
+async def reset_inbound(conn: Writer, now: str) -> None:
     """A new relay instance numbers its envelopes from 1 again."""
     await conn.execute("DELETE FROM bridge_inbox")
     await conn.execute("UPDATE bridge_state SET in_applied_seq = 0, updated_at = ? WHERE id = 1", (now,))
 
 
-async def set_relay_epoch(conn: aiosqlite.Connection, epoch: str, now: str) -> None:
+async def set_relay_epoch(conn: Writer, epoch: str, now: str) -> None:
     await conn.execute("UPDATE bridge_state SET relay_epoch = ?, updated_at = ? WHERE id = 1", (epoch, now))
 
 
-async def set_paused(conn: aiosqlite.Connection, paused: bool, now: str) -> None:
+async def set_paused(conn: Writer, paused: bool, now: str) -> None:
     await conn.execute("UPDATE bridge_state SET paused = ?, updated_at = ? WHERE id = 1", (int(paused), now))
 
 
-async def set_resync_pending(conn: aiosqlite.Connection, pending: bool, now: str) -> None:
+async def set_resync_pending(conn: Writer, pending: bool, now: str) -> None:
     await conn.execute("UPDATE bridge_state SET resync_pending = ?, updated_at = ? WHERE id = 1", (int(pending), now))
 
 
-async def record_inbox(conn: aiosqlite.Connection, seq: int, envelope_id: str, kind: str, outcome: str,
+async def record_inbox(conn: Writer, seq: int, envelope_id: str, kind: str, outcome: str,
                        now: str) -> None:
     """Record a taken relay→LGWAN envelope (a trigger advances ``in_applied_seq``), in the apply's transaction."""
     await conn.execute("INSERT INTO bridge_inbox(seq, envelope_id, kind, outcome, received_at) VALUES (?,?,?,?,?)",
                        (seq, envelope_id, kind, outcome, now))
 
 
-async def record_inbox_many(conn: aiosqlite.Connection, rows: list[tuple[int, str, str, str, str]]) -> None:
+async def record_inbox_many(conn: Writer, rows: list[tuple[int, str, str, str, str]]) -> None:
     """``record_inbox`` for consecutive envelopes: (seq, envelope_id, kind, outcome, received_at), in seq order."""
     await conn.executemany("INSERT INTO bridge_inbox(seq, envelope_id, kind, outcome, received_at) VALUES (?,?,?,?,?)",
                            rows)
@@ -122,7 +122,7 @@ async def count_inbox_outcomes(db: Source) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
-async def prune(conn: aiosqlite.Connection, before: str) -> tuple[int, int]:
+async def prune(conn: Writer, before: str) -> tuple[int, int]:
     """Drop acked outbox rows and inbox records older than ``before``. Returns (outbox, inbox) counts."""
     out = await conn.execute("DELETE FROM bridge_outbox WHERE acked_at IS NOT NULL AND acked_at < ?", (before,))
     inbox = await conn.execute("DELETE FROM bridge_inbox WHERE received_at < ?"
@@ -142,7 +142,7 @@ class Route:
     sender_role: str | None = None
 
 
-async def route(conn: aiosqlite.Connection, room_id: int, message_id: int | None = None) -> Route | None:
+async def route(conn: Writer, room_id: int, message_id: int | None = None) -> Route | None:
     """One round trip for the hook: the room's policy, its mirror state and, for a message, its origin."""
     if message_id is None:
         row = await fetchone(conn, "SELECT r.crossing_policy, b.policy FROM rooms r"
@@ -154,7 +154,7 @@ async def route(conn: aiosqlite.Connection, room_id: int, message_id: int | None
     return Route(row[0], row[1], row[2], row[3]) if row else None
 
 
-async def insert_message_if_mirrored(conn: aiosqlite.Connection, envelope_id: str, payload: str, room_id: int,
+async def insert_message_if_mirrored(conn: Writer, envelope_id: str, payload: str, room_id: int,
                                      message_id: int, now: str) -> tuple[int, str, str | None] | None:
     """Queue a ``message.new`` in one round trip, if its room crosses and the relay holds the room with
     its current policy; None (nothing queued) otherwise.
@@ -179,18 +179,18 @@ async def insert_message_if_mirrored(conn: aiosqlite.Connection, envelope_id: st
     return None if row is None else (int(row[0]), str(row[1]), None if row[2] is None else str(row[2]))
 
 
-async def mirrored_policy(conn: aiosqlite.Connection, room_id: int) -> str | None:
+async def mirrored_policy(conn: Writer, room_id: int) -> str | None:
     value = await fetchval(conn, "SELECT policy FROM bridge_rooms WHERE room_id = ?", (room_id,))
     return None if value is None else str(value)
 
 
-async def origin_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_id: str) -> bool:
+async def origin_taken(conn: Writer, staff_id: int, client_msg_id: str) -> bool:
     """Whether this author already has a message with this idempotency key."""
     return await fetchone(conn, "SELECT 1 FROM messages WHERE sender_id = ? AND client_msg_id = ?",
                           (staff_id, client_msg_id)) is not None
 
 
-async def origins_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_ids: list[str]) -> set[str]:
+async def origins_taken(conn: Writer, staff_id: int, client_msg_ids: list[str]) -> set[str]:
     """Those of ``client_msg_ids`` this author already has a message with (``origin_taken`` for a batch)."""
     found: set[str] = set()
     for start in range(0, len(client_msg_ids), 500):
@@ -202,16 +202,16 @@ async def origins_taken(conn: aiosqlite.Connection, staff_id: int, client_msg_id
     return found
 
 
-async def set_mirrored(conn: aiosqlite.Connection, room_id: int, policy: str, now: str) -> None:
+async def set_mirrored(conn: Writer, room_id: int, policy: str, now: str) -> None:
     await conn.execute("INSERT INTO bridge_rooms(room_id, policy, since) VALUES (?,?,?)"
                        " ON CONFLICT(room_id) DO UPDATE SET policy = excluded.policy", (room_id, policy, now))
 
 
-async def unset_mirrored(conn: aiosqlite.Connection, room_id: int) -> None:
+async def unset_mirrored(conn: Writer, room_id: int) -> None:
     await conn.execute("DELETE FROM bridge_rooms WHERE room_id = ?", (room_id,))
 
 
-async def crossing_room_ids(conn: aiosqlite.Connection) -> list[int]:
+async def crossing_room_ids(conn: Writer) -> list[int]:
     """Rooms whose policy lets them cross, oldest first."""
     rows = await fetchall(conn, "SELECT id FROM rooms WHERE crossing_policy IN ('staff_mobile', 'guests') ORDER BY id")
     return [int(r[0]) for r in rows]
@@ -241,13 +241,13 @@ _CROSSING_COLS = (
 )
 
 
-async def get_crossing_message(conn: aiosqlite.Connection, message_id: int) -> CrossingMessage | None:
+async def get_crossing_message(conn: Writer, message_id: int) -> CrossingMessage | None:
     row = await fetchone(conn, f"SELECT {_CROSSING_COLS} FROM messages m JOIN staff s ON s.id = m.sender_id"
                                " WHERE m.id = ?", (message_id,))
     return CrossingMessage(*tuple(row)) if row else None
 
 
-async def recent_crossing_messages(conn: aiosqlite.Connection, room_id: int, since: str,
+async def recent_crossing_messages(conn: Writer, room_id: int, since: str,
                                    limit: int) -> list[CrossingMessage]:
     """The newest ``limit`` messages of a room created after ``since``, oldest first."""
     rows = await fetchall(conn, f"SELECT {_CROSSING_COLS} FROM messages m JOIN staff s ON s.id = m.sender_id"
@@ -265,14 +265,14 @@ class MemberCard:
     last_read_seq: int
 
 
-async def member_cards(conn: aiosqlite.Connection, room_id: int) -> list[MemberCard]:
+async def member_cards(conn: Writer, room_id: int) -> list[MemberCard]:
     rows = await fetchall(conn, "SELECT s.id, s.role, s.display_name, s.department_id, m.last_read_seq"
                                 " FROM room_members m JOIN staff s ON s.id = m.staff_id WHERE m.room_id = ?"
                                 " ORDER BY s.id", (room_id,))
     return [MemberCard(*tuple(r)) for r in rows]
 
 
-async def member_card(conn: aiosqlite.Connection, staff_id: int) -> tuple[str, str, int | None] | None:
+async def member_card(conn: Writer, staff_id: int) -> tuple[str, str, int | None] | None:
     """(role, display_name, department_id) of a staff row."""
     row = await fetchone(conn, "SELECT role, display_name, department_id FROM staff WHERE id = ?", (staff_id,))
     return (row[0], row[1], row[2]) if row else None

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -40,7 +42,7 @@ def _broadcast(row: aiosqlite.Row) -> Broadcast:
     return Broadcast(v[0], v[1], v[2], v[3], v[4], v[5], bool(v[6]), bool(v[7]), json.loads(v[8]), v[9])
 
 
-async def insert_broadcast(conn: aiosqlite.Connection, *, org_id: int, sender_id: int, sender_affiliation: str,
+async def insert_broadcast(conn: Writer, *, org_id: int, sender_id: int, sender_affiliation: str,
                            title: str, body: str, important: bool, ack_required: bool, target: dict[str, Any],
                            now: str) -> int:
     cur = await conn.execute(
@@ -51,7 +53,7 @@ async def insert_broadcast(conn: aiosqlite.Connection, *, org_id: int, sender_id
     return int(cur.lastrowid or 0)
 
 
-async def insert_recipients(conn: aiosqlite.Connection, broadcast_id: int,
+async def insert_recipients(conn: Writer, broadcast_id: int,
                             recipients: list[tuple[int, int, int | None]]) -> None:
     await conn.executemany("INSERT OR IGNORE INTO broadcast_recipients(broadcast_id, staff_id, org_id, department_id)"
                            " VALUES (?,?,?,?)", [(broadcast_id, s, o, d) for s, o, d in recipients])
@@ -79,17 +81,17 @@ async def sent_by(db: Source, staff_id: int, limit: int) -> list[Broadcast]:
     return [_broadcast(r) for r in rows]
 
 
-async def set_delivered(conn: aiosqlite.Connection, broadcast_id: int, staff_ids: list[int], now: str) -> None:
+async def set_delivered(conn: Writer, broadcast_id: int, staff_ids: list[int], now: str) -> None:
     await conn.executemany("UPDATE broadcast_recipients SET delivered_at = ? WHERE broadcast_id = ? AND staff_id = ?"
                            " AND delivered_at IS NULL", [(now, broadcast_id, s) for s in staff_ids])
 
 
-async def set_delivered_for_staff(conn: aiosqlite.Connection, staff_id: int, now: str) -> None:
+async def set_delivered_for_staff(conn: Writer, staff_id: int, now: str) -> None:
     await conn.execute("UPDATE broadcast_recipients SET delivered_at = ? WHERE staff_id = ? AND delivered_at IS NULL",
                        (now, staff_id))
 
 
-async def set_read(conn: aiosqlite.Connection, broadcast_id: int, staff_id: int, now: str, ack: bool) -> bool:
+async def set_read(conn: Writer, broadcast_id: int, staff_id: int, now: str, ack: bool) -> bool:
     cur = await conn.execute(
         "UPDATE broadcast_recipients SET delivered_at = COALESCE(delivered_at, ?), read_at = COALESCE(read_at, ?)"
         + (", acked_at = COALESCE(acked_at, ?)" if ack else "") + " WHERE broadcast_id = ? AND staff_id = ?",
@@ -111,17 +113,17 @@ async def pending(db: Source, broadcast_id: int, column: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-async def mark_reminded(conn: aiosqlite.Connection, broadcast_id: int, staff_ids: list[int], now: str) -> None:
+async def mark_reminded(conn: Writer, broadcast_id: int, staff_ids: list[int], now: str) -> None:
     await conn.executemany("UPDATE broadcast_recipients SET reminded_at = ? WHERE broadcast_id = ? AND staff_id = ?",
                            [(now, broadcast_id, s) for s in staff_ids])
 
 
-async def grant(conn: aiosqlite.Connection, target_org_id: int, source_org_id: int, by: int, now: str) -> None:
+async def grant(conn: Writer, target_org_id: int, source_org_id: int, by: int, now: str) -> None:
     await conn.execute("INSERT OR IGNORE INTO broadcast_grants(target_org_id, source_org_id, granted_by, granted_at)"
                        " VALUES (?,?,?,?)", (target_org_id, source_org_id, by, now))
 
 
-async def revoke(conn: aiosqlite.Connection, target_org_id: int, source_org_id: int) -> None:
+async def revoke(conn: Writer, target_org_id: int, source_org_id: int) -> None:
     await conn.execute("DELETE FROM broadcast_grants WHERE target_org_id = ? AND source_org_id = ?",
                        (target_org_id, source_org_id))
 
@@ -133,7 +135,7 @@ async def granted_targets(db: Source, source_org_id: int) -> list[int]:
 
 # --- 確認必須 on room messages -----------------------------------------------------------------------
 
-async def request_ack(conn: aiosqlite.Connection, message_id: int, by: int, now: str) -> bool:
+async def request_ack(conn: Writer, message_id: int, by: int, now: str) -> bool:
     cur = await conn.execute("INSERT OR IGNORE INTO ack_requests(message_id, requested_by, requested_at)"
                              " VALUES (?,?,?)", (message_id, by, now))
     return cur.rowcount == 1
@@ -143,7 +145,7 @@ async def ack_requested(db: Source, message_id: int) -> bool:
     return await fetchone(db, "SELECT 1 FROM ack_requests WHERE message_id = ?", (message_id,)) is not None
 
 
-async def add_ack(conn: aiosqlite.Connection, message_id: int, staff_id: int, now: str) -> bool:
+async def add_ack(conn: Writer, message_id: int, staff_id: int, now: str) -> bool:
     cur = await conn.execute("INSERT OR IGNORE INTO message_acks(message_id, staff_id, acked_at) VALUES (?,?,?)",
                              (message_id, staff_id, now))
     return cur.rowcount == 1

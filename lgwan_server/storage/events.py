@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchval
 
@@ -18,14 +18,14 @@ class Event:
     payload: str
 
 
-async def insert_event(conn: aiosqlite.Connection, room_id: int | None, staff_id: int | None, type_: str,
+async def insert_event(conn: Writer, room_id: int | None, staff_id: int | None, type_: str,
                        payload: str, now: str) -> int:
     cur = await conn.execute("INSERT INTO events(room_id, staff_id, type, payload, created_at) VALUES (?,?,?,?,?)",
                              (room_id, staff_id, type_, payload, now))
     return int(cur.lastrowid or 0)
 
 
-async def insert_audience_event(conn: aiosqlite.Connection, staff_ids: list[int], type_: str, payload: str,
+async def insert_audience_event(conn: Writer, staff_ids: list[int], type_: str, payload: str,
                                 now: str) -> int:
     """One event for many recipients: the row once, the recipients in ``event_recipients``."""
     event_id = await insert_event(conn, None, None, type_, payload, now)
@@ -55,6 +55,6 @@ async def latest_event_id(db: Source) -> int:
     return int(await fetchval(db, "SELECT COALESCE(max(id), 0) FROM events") or 0)
 
 
-async def prune_events(conn: aiosqlite.Connection, before: str) -> int:
+async def prune_events(conn: Writer, before: str) -> int:
     cur = await conn.execute("DELETE FROM events WHERE created_at < ?", (before,))
     return cur.rowcount

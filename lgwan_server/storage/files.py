@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone
 
@@ -27,12 +27,12 @@ _COLS = ("a.id, a.room_id, a.message_id, a.uploader_id, a.filename, a.sha256, a.
          " b.size, b.mime")
 
 
-async def insert_blob(conn: aiosqlite.Connection, sha256: str, size: int, mime: str, now: str) -> None:
+async def insert_blob(conn: Writer, sha256: str, size: int, mime: str, now: str) -> None:
     await conn.execute("INSERT OR IGNORE INTO blobs(sha256, size, mime, created_at) VALUES (?,?,?,?)",
                        (sha256, size, mime, now))
 
 
-async def insert_attachment(conn: aiosqlite.Connection, *, room_id: int, message_id: int | None, uploader_id: int,
+async def insert_attachment(conn: Writer, *, room_id: int, message_id: int | None, uploader_id: int,
                             filename: str, sha256: str, origin: str, now: str) -> int:
     cur = await conn.execute(
         "INSERT INTO attachments(room_id, message_id, uploader_id, filename, sha256, origin, created_at)"

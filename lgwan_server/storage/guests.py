@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .bridge import fetchall, fetchone  # one aiosqlite round trip per query
 from .database import Source
 
@@ -38,7 +40,7 @@ def _guest(row: aiosqlite.Row) -> Guest:
     return Guest(*tuple(row))
 
 
-async def insert_guest(conn: aiosqlite.Connection, *, staff_id: int, affiliation: str, invited_by: int,
+async def insert_guest(conn: Writer, *, staff_id: int, affiliation: str, invited_by: int,
                        room_id: int, token_sha256: str, invite_expires_at: str, expires_at: str, now: str) -> None:
     await conn.execute(
         "INSERT INTO guests(staff_id, affiliation, invited_by, invited_room_id, status, invite_token_sha256,"
@@ -64,7 +66,7 @@ async def list_open_guests(db: Source) -> list[Guest]:
     return [_guest(r) for r in rows]
 
 
-async def due_guests(conn: aiosqlite.Connection, now: str) -> list[Guest]:
+async def due_guests(conn: Writer, now: str) -> list[Guest]:
     """Open guests whose account, or whose unused invitation, has expired."""
     rows = await fetchall(conn, f"SELECT {_GUEST_COLS} {_GUEST_FROM} WHERE (g.status IN ('invited', 'enrolled', 'active')"
                                 " AND g.expires_at < ?) OR (g.status = 'invited' AND g.invite_expires_at < ?)",
@@ -72,20 +74,20 @@ async def due_guests(conn: aiosqlite.Connection, now: str) -> list[Guest]:
     return [_guest(r) for r in rows]
 
 
-async def guest_member_ids(conn: aiosqlite.Connection, room_id: int) -> list[int]:
+async def guest_member_ids(conn: Writer, room_id: int) -> list[int]:
     """Members of a room who are guests."""
     rows = await fetchall(conn, "SELECT m.staff_id FROM room_members m JOIN staff s ON s.id = m.staff_id"
                                 " WHERE m.room_id = ? AND s.role = 'guest'", (room_id,))
     return [r[0] for r in rows]
 
 
-async def set_guest_invite(conn: aiosqlite.Connection, staff_id: int, token_sha256: str | None,
+async def set_guest_invite(conn: Writer, staff_id: int, token_sha256: str | None,
                            invite_expires_at: str | None) -> None:
     await conn.execute("UPDATE guests SET invite_token_sha256 = ?, invite_expires_at = ? WHERE staff_id = ?",
                        (token_sha256, invite_expires_at, staff_id))
 
 
-async def mark_guest_enrolled(conn: aiosqlite.Connection, staff_id: int, notice_sha256: str | None, ack_at: str,
+async def mark_guest_enrolled(conn: Writer, staff_id: int, notice_sha256: str | None, ack_at: str,
                               now: str) -> None:
     await conn.execute(
         "UPDATE guests SET status = CASE status WHEN 'invited' THEN 'enrolled' ELSE status END,"
@@ -93,12 +95,12 @@ async def mark_guest_enrolled(conn: aiosqlite.Connection, staff_id: int, notice_
         " invite_expires_at = NULL WHERE staff_id = ?", (notice_sha256, ack_at, now, staff_id))
 
 
-async def mark_guest_approved(conn: aiosqlite.Connection, staff_id: int, approved_by: int, now: str) -> None:
+async def mark_guest_approved(conn: Writer, staff_id: int, approved_by: int, now: str) -> None:
     await conn.execute("UPDATE guests SET status = 'active', approved_by = ?, approved_at = ? WHERE staff_id = ?",
                        (approved_by, now, staff_id))
 
 
-async def end_guest(conn: aiosqlite.Connection, staff_id: int, status: str, now: str) -> None:
+async def end_guest(conn: Writer, staff_id: int, status: str, now: str) -> None:
     """``status`` is 'removed' or 'expired'."""
     await conn.execute("UPDATE guests SET status = ?, ended_at = ?, invite_token_sha256 = NULL WHERE staff_id = ?",
                        (status, now, staff_id))
@@ -126,7 +128,7 @@ async def get_grant(db: Source, staff_id: int) -> MobileGrant | None:
     return MobileGrant(*tuple(row)) if row else None
 
 
-async def upsert_grant(conn: aiosqlite.Connection, staff_id: int, token_sha256: str, enrol_expires_at: str,
+async def upsert_grant(conn: Writer, staff_id: int, token_sha256: str, enrol_expires_at: str,
                        granted_by: int, now: str) -> None:
     await conn.execute(
         "INSERT INTO mobile_grants(staff_id, status, enrol_token_sha256, enrol_expires_at, granted_by, granted_at)"
@@ -137,13 +139,13 @@ async def upsert_grant(conn: aiosqlite.Connection, staff_id: int, token_sha256: 
         (staff_id, token_sha256, enrol_expires_at, granted_by, now))
 
 
-async def mark_grant_enrolled(conn: aiosqlite.Connection, staff_id: int, now: str) -> None:
+async def mark_grant_enrolled(conn: Writer, staff_id: int, now: str) -> None:
     await conn.execute("UPDATE mobile_grants SET status = 'active', enrolled_at = ?, enrol_token_sha256 = NULL,"
                        " enrol_expires_at = NULL WHERE staff_id = ? AND status IN ('granted', 'active')",
                        (now, staff_id))
 
 
-async def revoke_grant(conn: aiosqlite.Connection, staff_id: int, now: str) -> None:
+async def revoke_grant(conn: Writer, staff_id: int, now: str) -> None:
     await conn.execute("UPDATE mobile_grants SET status = 'revoked', revoked_at = ?, enrol_token_sha256 = NULL"
                        " WHERE staff_id = ?", (now, staff_id))
 
@@ -177,7 +179,7 @@ class Device:
 _DEVICE_COLS = "d.device_id, d.staff_id, d.label, d.status, d.requested_at, d.decided_by, d.decided_at"
 
 
-async def insert_device(conn: aiosqlite.Connection, device_id: str, staff_id: int, label: str, now: str) -> bool:
+async def insert_device(conn: Writer, device_id: str, staff_id: int, label: str, now: str) -> bool:
     """Record a pending device; False when the id is already known."""
     cur = await conn.execute("INSERT OR IGNORE INTO relay_devices(device_id, staff_id, label, status, requested_at)"
                              " VALUES (?,?,?,'pending',?)", (device_id, staff_id, label, now))
@@ -189,13 +191,13 @@ async def get_device(db: Source, device_id: str) -> Device | None:
     return Device(*tuple(row)) if row else None
 
 
-async def decide_device(conn: aiosqlite.Connection, device_id: str, status: str, decided_by: int | None,
+async def decide_device(conn: Writer, device_id: str, status: str, decided_by: int | None,
                         now: str) -> None:
     await conn.execute("UPDATE relay_devices SET status = ?, decided_by = ?, decided_at = ? WHERE device_id = ?",
                        (status, decided_by, now, device_id))
 
 
-async def revoke_devices_of(conn: aiosqlite.Connection, staff_id: int, now: str) -> list[str]:
+async def revoke_devices_of(conn: Writer, staff_id: int, now: str) -> list[str]:
     rows = await fetchall(conn, "SELECT device_id FROM relay_devices WHERE staff_id = ? AND status != 'revoked'",
                           (staff_id,))
     await conn.execute("UPDATE relay_devices SET status = 'revoked', decided_at = ? WHERE staff_id = ?"

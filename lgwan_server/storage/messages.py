@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -40,7 +42,7 @@ def _msg(row: aiosqlite.Row) -> Message:
     return Message(v[0], v[1], v[2], v[3], v[4], v[5], v[6], bool(v[7]), bool(v[8]), v[9], v[10], v[11], v[12], v[13])
 
 
-async def insert_message(conn: aiosqlite.Connection, *, room_id: int, seq: int, thread_root_id: int | None,
+async def insert_message(conn: Writer, *, room_id: int, seq: int, thread_root_id: int | None,
                          sender_id: int, sender_affiliation: str, body: str, important: bool, mention_room: bool,
                          client_msg_id: str | None, now: str) -> int:
     cur = await conn.execute(
@@ -56,7 +58,7 @@ async def get_message(db: Source, message_id: int) -> Message | None:
     return _msg(row) if row else None
 
 
-async def get_by_client_id(conn: aiosqlite.Connection, sender_id: int, client_msg_id: str) -> Message | None:
+async def get_by_client_id(conn: Writer, sender_id: int, client_msg_id: str) -> Message | None:
     row = await fetchone(conn, f"SELECT {_COLS} FROM messages WHERE sender_id = ? AND client_msg_id = ?",
                          (sender_id, client_msg_id))
     return _msg(row) if row else None
@@ -81,25 +83,25 @@ async def list_thread(db: Source, root_id: int, limit: int) -> list[Message]:
     return [_msg(r) for r in rows]
 
 
-async def increment_reply_count(conn: aiosqlite.Connection, root_id: int) -> None:
+async def increment_reply_count(conn: Writer, root_id: int) -> None:
     await conn.execute("UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?", (root_id,))
 
 
-async def update_body(conn: aiosqlite.Connection, message_id: int, body: str, now: str) -> None:
+async def update_body(conn: Writer, message_id: int, body: str, now: str) -> None:
     await conn.execute("UPDATE messages SET body = ?, edited_at = ? WHERE id = ?", (body, now, message_id))
 
 
-async def mark_deleted(conn: aiosqlite.Connection, message_id: int, deleted_by: int, now: str) -> None:
+async def mark_deleted(conn: Writer, message_id: int, deleted_by: int, now: str) -> None:
     await conn.execute("UPDATE messages SET body = '', deleted_at = ?, deleted_by = ? WHERE id = ?",
                        (now, deleted_by, message_id))
 
 
-async def count_edits(conn: aiosqlite.Connection, message_id: int) -> int:
+async def count_edits(conn: Writer, message_id: int) -> int:
     row = await fetchone(conn, "SELECT count(*) FROM message_edits WHERE message_id = ?", (message_id,))
     return int(row[0]) if row else 0
 
 
-async def insert_edit(conn: aiosqlite.Connection, message_id: int, version: int, body: str, edited_by: int,
+async def insert_edit(conn: Writer, message_id: int, version: int, body: str, edited_by: int,
                       created_at: str) -> None:
     await conn.execute("INSERT INTO message_edits(message_id, version, body, edited_by, created_at)"
                        " VALUES (?,?,?,?,?)", (message_id, version, body, edited_by, created_at))
@@ -119,7 +121,7 @@ async def list_edits(db: Source, message_id: int) -> list[Edit]:
     return [Edit(*tuple(r)) for r in rows]
 
 
-async def insert_mentions(conn: aiosqlite.Connection, message_id: int, staff_ids: list[int]) -> None:
+async def insert_mentions(conn: Writer, message_id: int, staff_ids: list[int]) -> None:
     await conn.executemany("INSERT OR IGNORE INTO mentions(message_id, staff_id) VALUES (?, ?)",
                            [(message_id, s) for s in staff_ids])
 
@@ -135,13 +137,13 @@ async def mentions_of(db: Source, message_ids: list[int]) -> dict[int, list[int]
     return out
 
 
-async def add_reaction(conn: aiosqlite.Connection, message_id: int, staff_id: int, code: str, now: str) -> bool:
+async def add_reaction(conn: Writer, message_id: int, staff_id: int, code: str, now: str) -> bool:
     cur = await conn.execute("INSERT OR IGNORE INTO reactions(message_id, staff_id, code, created_at) VALUES (?,?,?,?)",
                              (message_id, staff_id, code, now))
     return cur.rowcount == 1
 
 
-async def remove_reaction(conn: aiosqlite.Connection, message_id: int, staff_id: int, code: str) -> bool:
+async def remove_reaction(conn: Writer, message_id: int, staff_id: int, code: str) -> bool:
     cur = await conn.execute("DELETE FROM reactions WHERE message_id = ? AND staff_id = ? AND code = ?",
                              (message_id, staff_id, code))
     return cur.rowcount == 1
@@ -159,13 +161,13 @@ async def reactions_of(db: Source, message_ids: list[int]) -> dict[int, dict[str
     return out
 
 
-async def pin(conn: aiosqlite.Connection, room_id: int, message_id: int, staff_id: int, now: str) -> bool:
+async def pin(conn: Writer, room_id: int, message_id: int, staff_id: int, now: str) -> bool:
     cur = await conn.execute("INSERT OR IGNORE INTO pins(room_id, message_id, pinned_by, pinned_at) VALUES (?,?,?,?)",
                              (room_id, message_id, staff_id, now))
     return cur.rowcount == 1
 
 
-async def unpin(conn: aiosqlite.Connection, room_id: int, message_id: int) -> bool:
+async def unpin(conn: Writer, room_id: int, message_id: int) -> bool:
     cur = await conn.execute("DELETE FROM pins WHERE room_id = ? AND message_id = ?", (room_id, message_id))
     return cur.rowcount == 1
 

@@ -6,9 +6,8 @@ Each file runs in its own transaction and is recorded in ``schema_migrations`` (
 
 from __future__ import annotations
 
-import aiosqlite
-
 from shared import sqlite
+from shared.sqlite import Writer
 
 MIGRATIONS_PACKAGE = "lgwan_server.storage.migrations"
 
@@ -18,6 +17,6 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sqlite.available_migrations(MIGRATIONS_PACKAGE)
 
 
-async def apply_migrations(conn: aiosqlite.Connection) -> list[int]:
+async def apply_migrations(conn: Writer) -> list[int]:
     """Apply every migration not yet recorded. Returns the versions applied (empty when up to date)."""
     return await sqlite.apply_migrations(conn, MIGRATIONS_PACKAGE)

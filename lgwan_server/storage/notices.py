@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -30,7 +32,7 @@ def _notice(row: aiosqlite.Row) -> Notice:
     return Notice(v[0], v[1], v[2], v[3], v[4], v[5], json.loads(v[6]), bool(v[7]), v[8], v[9])
 
 
-async def insert_notice(conn: aiosqlite.Connection, *, org_id: int, author_id: int, author_affiliation: str,
+async def insert_notice(conn: Writer, *, org_id: int, author_id: int, author_affiliation: str,
                         title: str, body: str, target: dict[str, Any], read_confirmation: bool,
                         expires_at: str | None, now: str) -> int:
     cur = await conn.execute(
@@ -52,7 +54,7 @@ async def list_notices(db: Source, org_id: int, now: str, limit: int) -> list[No
     return [_notice(r) for r in rows]
 
 
-async def add_read(conn: aiosqlite.Connection, notice_id: int, staff_id: int, now: str) -> bool:
+async def add_read(conn: Writer, notice_id: int, staff_id: int, now: str) -> bool:
     cur = await conn.execute("INSERT OR IGNORE INTO notice_reads(notice_id, staff_id, read_at) VALUES (?,?,?)",
                              (notice_id, staff_id, now))
     return cur.rowcount == 1
@@ -72,7 +74,7 @@ async def read_by(db: Source, staff_id: int, notice_ids: list[int]) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-async def insert_attachment(conn: aiosqlite.Connection, notice_id: int, filename: str, sha256: str, now: str) -> int:
+async def insert_attachment(conn: Writer, notice_id: int, filename: str, sha256: str, now: str) -> int:
     cur = await conn.execute("INSERT INTO notice_attachments(notice_id, filename, sha256, created_at) VALUES (?,?,?,?)",
                              (notice_id, filename, sha256, now))
     return int(cur.lastrowid or 0)

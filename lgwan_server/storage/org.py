@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -86,7 +88,7 @@ def _staff(row: aiosqlite.Row) -> Staff:
 
 # --- organisations -------------------------------------------------------------------------
 
-async def insert_org(conn: aiosqlite.Connection, code: str, name: str, now: str) -> int:
+async def insert_org(conn: Writer, code: str, name: str, now: str) -> int:
     cur = await conn.execute("INSERT INTO organisations(code, name, created_at) VALUES (?, ?, ?)", (code, name, now))
     return int(cur.lastrowid or 0)
 
@@ -105,7 +107,7 @@ async def list_orgs(db: Source) -> list[Organisation]:
     return [_org(r) for r in await fetchall(db, "SELECT * FROM organisations ORDER BY id")]
 
 
-async def update_org_policy(conn: aiosqlite.Connection, org_id: int, ip_allowlist: list[str] | None,
+async def update_org_policy(conn: Writer, org_id: int, ip_allowlist: list[str] | None,
                             mfa_policy: str | None) -> None:
     if ip_allowlist is not None:
         await conn.execute("UPDATE organisations SET ip_allowlist = ? WHERE id = ?", (json.dumps(ip_allowlist), org_id))
@@ -115,7 +117,7 @@ async def update_org_policy(conn: aiosqlite.Connection, org_id: int, ip_allowlis
 
 # --- departments and ranks -------------------------------------------------------------------
 
-async def upsert_department(conn: aiosqlite.Connection, org_id: int, code: str, name: str, kind: str,
+async def upsert_department(conn: Writer, org_id: int, code: str, name: str, kind: str,
                             parent_id: int | None, sort_order: int) -> tuple[int, bool]:
     """Insert or update by (org, code). Returns (id, changed)."""
     row = await fetchone(conn, "SELECT id, name, kind, parent_id, sort_order, active FROM departments"
@@ -142,7 +144,7 @@ async def get_department(db: Source, dept_id: int) -> Department | None:
     return _dept(row) if row else None
 
 
-async def upsert_rank(conn: aiosqlite.Connection, org_id: int, code: str, name: str, level: int) -> tuple[int, bool]:
+async def upsert_rank(conn: Writer, org_id: int, code: str, name: str, level: int) -> tuple[int, bool]:
     row = await fetchone(conn, "SELECT id, name, level FROM ranks WHERE org_id = ? AND code = ?", (org_id, code))
     if row is None:
         cur2 = await conn.execute("INSERT INTO ranks(org_id, code, name, level) VALUES (?, ?, ?, ?)",
@@ -176,7 +178,7 @@ async def get_staff_by_login(db: Source, login: str) -> Staff | None:
     return _staff(row) if row else None
 
 
-async def get_staff_by_employee_no(conn: aiosqlite.Connection, org_id: int, employee_no: str) -> Staff | None:
+async def get_staff_by_employee_no(conn: Writer, org_id: int, employee_no: str) -> Staff | None:
     row = await fetchone(conn, f"SELECT {_STAFF_COLS} FROM staff WHERE org_id = ? AND employee_no = ?",
                             (org_id, employee_no))
     return _staff(row) if row else None
@@ -189,7 +191,7 @@ async def get_staff_many(db: Source, staff_ids: list[int]) -> list[Staff]:
     return [_staff(r) for r in await fetchall(db, f"SELECT {_STAFF_COLS} FROM staff WHERE id IN ({marks})", staff_ids)]
 
 
-async def insert_staff(conn: aiosqlite.Connection, *, org_id: int, login: str, employee_no: str | None,
+async def insert_staff(conn: Writer, *, org_id: int, login: str, employee_no: str | None,
                        display_name: str, kana: str, department_id: int | None, rank_id: int | None, title: str,
                        role: str, password_hash: str | None, now: str) -> int:
     cur = await conn.execute(
@@ -200,52 +202,52 @@ async def insert_staff(conn: aiosqlite.Connection, *, org_id: int, login: str, e
     return int(cur.lastrowid or 0)
 
 
-async def update_staff_profile(conn: aiosqlite.Connection, staff_id: int, *, display_name: str, kana: str) -> None:
+async def update_staff_profile(conn: Writer, staff_id: int, *, display_name: str, kana: str) -> None:
     await conn.execute("UPDATE staff SET display_name = ?, kana = ? WHERE id = ?", (display_name, kana, staff_id))
 
 
-async def update_staff_assignment(conn: aiosqlite.Connection, staff_id: int, department_id: int | None,
+async def update_staff_assignment(conn: Writer, staff_id: int, department_id: int | None,
                                   rank_id: int | None, title: str) -> None:
     await conn.execute("UPDATE staff SET department_id = ?, rank_id = ?, title = ? WHERE id = ?",
                        (department_id, rank_id, title, staff_id))
 
 
-async def update_staff_role(conn: aiosqlite.Connection, staff_id: int, role: str) -> None:
+async def update_staff_role(conn: Writer, staff_id: int, role: str) -> None:
     await conn.execute("UPDATE staff SET role = ? WHERE id = ?", (role, staff_id))
 
 
-async def update_staff_status(conn: aiosqlite.Connection, staff_id: int, status: str, now: str) -> None:
+async def update_staff_status(conn: Writer, staff_id: int, status: str, now: str) -> None:
     await conn.execute("UPDATE staff SET status = ?, status_changed_at = ? WHERE id = ?", (status, now, staff_id))
 
 
-async def set_password_hash(conn: aiosqlite.Connection, staff_id: int, password_hash: str, now: str) -> None:
+async def set_password_hash(conn: Writer, staff_id: int, password_hash: str, now: str) -> None:
     await conn.execute("UPDATE staff SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                        (password_hash, now, staff_id))
 
 
-async def record_login_failure(conn: aiosqlite.Connection, staff_id: int, locked_until: str | None) -> None:
+async def record_login_failure(conn: Writer, staff_id: int, locked_until: str | None) -> None:
     await conn.execute("UPDATE staff SET failed_logins = failed_logins + 1, locked_until = COALESCE(?, locked_until)"
                        " WHERE id = ?", (locked_until, staff_id))
 
 
-async def reset_login_failures(conn: aiosqlite.Connection, staff_id: int) -> None:
+async def reset_login_failures(conn: Writer, staff_id: int) -> None:
     await conn.execute("UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = ?", (staff_id,))
 
 
-async def set_totp_pending(conn: aiosqlite.Connection, staff_id: int, secret: str | None) -> None:
+async def set_totp_pending(conn: Writer, staff_id: int, secret: str | None) -> None:
     await conn.execute("UPDATE staff SET totp_pending = ? WHERE id = ?", (secret, staff_id))
 
 
-async def confirm_totp(conn: aiosqlite.Connection, staff_id: int, secret: str, step: int) -> None:
+async def confirm_totp(conn: Writer, staff_id: int, secret: str, step: int) -> None:
     await conn.execute("UPDATE staff SET totp_secret = ?, totp_pending = NULL, totp_last_step = ? WHERE id = ?",
                        (secret, step, staff_id))
 
 
-async def set_totp_last_step(conn: aiosqlite.Connection, staff_id: int, step: int) -> None:
+async def set_totp_last_step(conn: Writer, staff_id: int, step: int) -> None:
     await conn.execute("UPDATE staff SET totp_last_step = ? WHERE id = ?", (step, staff_id))
 
 
-async def clear_totp(conn: aiosqlite.Connection, staff_id: int) -> None:
+async def clear_totp(conn: Writer, staff_id: int) -> None:
     await conn.execute("UPDATE staff SET totp_secret = NULL, totp_pending = NULL WHERE id = ?", (staff_id,))
 
 
@@ -325,23 +327,23 @@ async def department_path(db: Source, department_id: int | None) -> str:
     return " ".join(r[0] for r in rows)
 
 
-async def active_staff_ids_in_departments(conn: aiosqlite.Connection, department_ids: list[int]) -> list[int]:
+async def active_staff_ids_in_departments(conn: Writer, department_ids: list[int]) -> list[int]:
     marks = ",".join("?" * len(department_ids))
     return [r[0] for r in await fetchall(conn, f"SELECT id FROM staff WHERE status = 'active' AND department_id IN ({marks})",
                             department_ids)]
 
 
-async def active_staff_ids_with_rank(conn: aiosqlite.Connection, rank_id: int) -> list[int]:
+async def active_staff_ids_with_rank(conn: Writer, rank_id: int) -> list[int]:
     return [r[0] for r in await fetchall(conn, "SELECT id FROM staff WHERE status = 'active' AND rank_id = ?", (rank_id,))]
 
 
-async def descendant_department_ids(conn: aiosqlite.Connection, department_id: int) -> list[int]:
+async def descendant_department_ids(conn: Source, department_id: int) -> list[int]:
     return [r[0] for r in await fetchall(conn,
         "WITH RECURSIVE sub(id) AS (SELECT ? UNION SELECT d.id FROM departments d JOIN sub ON d.parent_id = sub.id)"
         " SELECT id FROM sub", (department_id,))]
 
 
-async def ancestor_department_ids(conn: aiosqlite.Connection, department_id: int) -> list[int]:
+async def ancestor_department_ids(conn: Source, department_id: int) -> list[int]:
     return [r[0] for r in await fetchall(conn,
         "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM departments WHERE id = ?"
         " UNION SELECT d.id, d.parent_id FROM departments d JOIN up ON d.id = up.parent_id) SELECT id FROM up",
@@ -350,7 +352,7 @@ async def ancestor_department_ids(conn: aiosqlite.Connection, department_id: int
 
 # --- assignments (人事異動) ----------------------------------------------------------------------
 
-async def insert_assignment(conn: aiosqlite.Connection, staff_id: int, department_id: int | None, rank_id: int | None,
+async def insert_assignment(conn: Writer, staff_id: int, department_id: int | None, rank_id: int | None,
                             title: str, effective_date: str, applied_at: str | None, created_by: int | None,
                             now: str) -> int:
     cur = await conn.execute(
@@ -371,13 +373,13 @@ class Assignment:
     applied_at: str | None
 
 
-async def due_assignments(conn: aiosqlite.Connection, today: str) -> list[Assignment]:
+async def due_assignments(conn: Writer, today: str) -> list[Assignment]:
     return [Assignment(*tuple(r)) for r in await fetchall(conn,
         "SELECT id, staff_id, department_id, rank_id, title, effective_date, applied_at FROM staff_assignments"
         " WHERE applied_at IS NULL AND effective_date <= ? ORDER BY effective_date, id", (today,))]
 
 
-async def mark_assignment_applied(conn: aiosqlite.Connection, assignment_id: int, now: str) -> None:
+async def mark_assignment_applied(conn: Writer, assignment_id: int, now: str) -> None:
     await conn.execute("UPDATE staff_assignments SET applied_at = ? WHERE id = ?", (now, assignment_id))
 
 

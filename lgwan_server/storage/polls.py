@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -28,7 +30,7 @@ def _poll(row: aiosqlite.Row) -> Poll:
     return Poll(v[0], v[1], v[2], v[3], tuple(json.loads(v[4])), bool(v[5]), bool(v[6]), v[7], v[8])
 
 
-async def insert_poll(conn: aiosqlite.Connection, *, room_id: int, created_by: int, question: str, options: list[str],
+async def insert_poll(conn: Writer, *, room_id: int, created_by: int, question: str, options: list[str],
                       multiple: bool, anonymous: bool, closes_at: str | None, now: str) -> int:
     cur = await conn.execute(
         "INSERT INTO polls(room_id, created_by, question, options, multiple, anonymous, closes_at, created_at)"
@@ -48,14 +50,14 @@ async def room_polls(db: Source, room_id: int) -> list[Poll]:
                                              (room_id,))]
 
 
-async def replace_votes(conn: aiosqlite.Connection, poll_id: int, staff_id: int, options: list[int],
+async def replace_votes(conn: Writer, poll_id: int, staff_id: int, options: list[int],
                         department_id: int | None, now: str) -> None:
     await conn.execute("DELETE FROM poll_votes WHERE poll_id = ? AND staff_id = ?", (poll_id, staff_id))
     await conn.executemany("INSERT INTO poll_votes(poll_id, staff_id, option_index, department_id, voted_at)"
                            " VALUES (?,?,?,?,?)", [(poll_id, staff_id, o, department_id, now) for o in options])
 
 
-async def close_poll(conn: aiosqlite.Connection, poll_id: int, now: str) -> None:
+async def close_poll(conn: Writer, poll_id: int, now: str) -> None:
     await conn.execute("UPDATE polls SET closes_at = ? WHERE id = ? AND (closes_at IS NULL OR closes_at > ?)",
                        (now, poll_id, now))
 

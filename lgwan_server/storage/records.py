@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone, fetchval
 
 DEFAULT_CLASSES = (("lt1y", "1年未満", 0), ("1y", "1年", 1), ("3y", "3年", 3), ("5y", "5年", 5),
@@ -71,7 +73,7 @@ def _cls(row: aiosqlite.Row) -> RetentionClass:
 
 # --- classes --------------------------------------------------------------------------------------
 
-async def ensure_default_classes(conn: aiosqlite.Connection, org_id: int) -> None:
+async def ensure_default_classes(conn: Writer, org_id: int) -> None:
     if await fetchval(conn, "SELECT count(*) FROM retention_classes WHERE org_id = ?", (org_id,)):
         return
     await conn.executemany(
@@ -91,7 +93,7 @@ async def get_class(db: Source, class_id: int) -> RetentionClass | None:
     return _cls(row) if row else None
 
 
-async def upsert_class(conn: aiosqlite.Connection, org_id: int, code: str, label: str, years: int,
+async def upsert_class(conn: Writer, org_id: int, code: str, label: str, years: int,
                        sort_order: int, active: bool) -> None:
     await conn.execute(
         "INSERT INTO retention_classes(org_id, code, label, years, sort_order, active) VALUES (?,?,?,?,?,?)"
@@ -102,7 +104,7 @@ async def upsert_class(conn: aiosqlite.Connection, org_id: int, code: str, label
 
 # --- room records officer -------------------------------------------------------------------------
 
-async def set_room_officer(conn: aiosqlite.Connection, room_id: int, staff_id: int, by: int, now: str) -> None:
+async def set_room_officer(conn: Writer, room_id: int, staff_id: int, by: int, now: str) -> None:
     await conn.execute(
         "INSERT INTO room_records_officers(room_id, staff_id, assigned_by, assigned_at) VALUES (?,?,?,?)"
         " ON CONFLICT(room_id) DO UPDATE SET staff_id = excluded.staff_id, assigned_by = excluded.assigned_by,"
@@ -116,7 +118,7 @@ async def get_room_officer(db: Source, room_id: int) -> int | None:
 
 # --- marks ----------------------------------------------------------------------------------------
 
-async def insert_mark(conn: aiosqlite.Connection, *, message_id: int, room_id: int, scope: str, class_id: int,
+async def insert_mark(conn: Writer, *, message_id: int, room_id: int, scope: str, class_id: int,
                       retain_until: str, title: str, marked_by: int, now: str) -> int:
     cur = await conn.execute(
         "INSERT INTO record_marks(message_id, room_id, scope, class_id, retain_until, title, marked_by, marked_at)"
@@ -159,14 +161,14 @@ async def list_marks(db: Source, org_id: int, room_id: int | None, due_before: s
 
 # --- legal holds ----------------------------------------------------------------------------------
 
-async def insert_hold(conn: aiosqlite.Connection, org_id: int, room_id: int | None, message_id: int | None,
+async def insert_hold(conn: Writer, org_id: int, room_id: int | None, message_id: int | None,
                       reason: str, by: int, now: str) -> int:
     cur = await conn.execute("INSERT INTO legal_holds(org_id, room_id, message_id, reason, placed_by, placed_at)"
                              " VALUES (?,?,?,?,?,?)", (org_id, room_id, message_id, reason, by, now))
     return int(cur.lastrowid or 0)
 
 
-async def release_hold(conn: aiosqlite.Connection, hold_id: int, by: int, now: str) -> bool:
+async def release_hold(conn: Writer, hold_id: int, by: int, now: str) -> bool:
     cur = await conn.execute("UPDATE legal_holds SET released_by = ?, released_at = ? WHERE id = ?"
                              " AND released_at IS NULL", (by, now, hold_id))
     return cur.rowcount == 1
@@ -193,7 +195,7 @@ async def held(db: Source, room_id: int, message_id: int, thread_root_id: int | 
 
 # --- disposals ------------------------------------------------------------------------------------
 
-async def insert_disposal(conn: aiosqlite.Connection, org_id: int, by: int, now: str, mark_ids: list[int]) -> int:
+async def insert_disposal(conn: Writer, org_id: int, by: int, now: str, mark_ids: list[int]) -> int:
     cur = await conn.execute("INSERT INTO disposals(org_id, state, proposed_by, proposed_at) VALUES (?,?,?,?)",
                              (org_id, "proposed", by, now))
     disposal_id = int(cur.lastrowid or 0)
@@ -217,7 +219,7 @@ async def disposal_mark_ids(db: Source, disposal_id: int) -> list[int]:
                                              " ORDER BY mark_id", (disposal_id,))]
 
 
-async def set_disposal_state(conn: aiosqlite.Connection, disposal_id: int, state: str, *, by: int | None = None,
+async def set_disposal_state(conn: Writer, disposal_id: int, state: str, *, by: int | None = None,
                              now: str) -> None:
     if state == "approved":
         await conn.execute("UPDATE disposals SET state = ?, approved_by = ?, approved_at = ? WHERE id = ?",
@@ -228,7 +230,7 @@ async def set_disposal_state(conn: aiosqlite.Connection, disposal_id: int, state
         await conn.execute("UPDATE disposals SET state = ? WHERE id = ?", (state, disposal_id))
 
 
-async def covered_message_ids(conn: aiosqlite.Connection, mark: Mark) -> list[int]:
+async def covered_message_ids(conn: Writer, mark: Mark) -> list[int]:
     if mark.scope == "thread":
         rows = await fetchall(conn, "SELECT id FROM messages WHERE id = ? OR thread_root_id = ? ORDER BY id",
                               (mark.message_id, mark.message_id))
@@ -236,7 +238,7 @@ async def covered_message_ids(conn: aiosqlite.Connection, mark: Mark) -> list[in
     return [mark.message_id]
 
 
-async def remove_message_content(conn: aiosqlite.Connection, message_id: int, now: str) -> None:
+async def remove_message_content(conn: Writer, message_id: int, now: str) -> None:
     """Disposal: the text, its edit history and attachment links go; the row stays as a tombstone."""
     await conn.execute("UPDATE messages SET body = '', deleted_at = COALESCE(deleted_at, ?) WHERE id = ?",
                        (now, message_id))
@@ -244,7 +246,7 @@ async def remove_message_content(conn: aiosqlite.Connection, message_id: int, no
     await conn.execute("DELETE FROM attachments WHERE message_id = ?", (message_id,))
 
 
-async def insert_tombstone(conn: aiosqlite.Connection, *, disposal_id: int, message_id: int, room_id: int,
+async def insert_tombstone(conn: Writer, *, disposal_id: int, message_id: int, room_id: int,
                            sender_id: int, sender_affiliation: str, created_at: str, body_sha256: str,
                            class_code: str, retain_until: str, approved_by: int, now: str) -> None:
     await conn.execute(
@@ -254,7 +256,7 @@ async def insert_tombstone(conn: aiosqlite.Connection, *, disposal_id: int, mess
          retain_until, approved_by, now))
 
 
-async def mark_disposed(conn: aiosqlite.Connection, mark_id: int, now: str) -> None:
+async def mark_disposed(conn: Writer, mark_id: int, now: str) -> None:
     await conn.execute("UPDATE record_marks SET disposed_at = ? WHERE id = ?", (now, mark_id))
 
 

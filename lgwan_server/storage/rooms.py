@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone, fetchval
 
 
@@ -52,7 +54,7 @@ def _room(row: aiosqlite.Row, offset: int = 0) -> Room:
     return Room(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], bool(v[9]))
 
 
-async def insert_room(conn: aiosqlite.Connection, *, org_id: int, kind: str, name: str, topic: str,
+async def insert_room(conn: Writer, *, org_id: int, kind: str, name: str, topic: str,
                       department_id: int | None, rank_id: int | None, dm_key: str | None, crossing_policy: str,
                       created_by: int | None, now: str) -> int:
     cur = await conn.execute(
@@ -67,12 +69,12 @@ async def get_room(db: Source, room_id: int) -> Room | None:
     return _room(row) if row else None
 
 
-async def get_room_by_dm_key(conn: aiosqlite.Connection, dm_key: str) -> Room | None:
+async def get_room_by_dm_key(conn: Writer, dm_key: str) -> Room | None:
     row = await fetchone(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE dm_key = ?", (dm_key,))
     return _room(row) if row else None
 
 
-async def get_generated_room(conn: aiosqlite.Connection, org_id: int, kind: str, department_id: int | None,
+async def get_generated_room(conn: Writer, org_id: int, kind: str, department_id: int | None,
                              rank_id: int | None) -> Room | None:
     column, value = ("department_id", department_id) if kind == "department" else ("rank_id", rank_id)
     row = await fetchone(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind = ? AND {column} = ?",
@@ -80,7 +82,7 @@ async def get_generated_room(conn: aiosqlite.Connection, org_id: int, kind: str,
     return _room(row) if row else None
 
 
-async def update_room(conn: aiosqlite.Connection, room_id: int, *, name: str | None = None, topic: str | None = None,
+async def update_room(conn: Writer, room_id: int, *, name: str | None = None, topic: str | None = None,
                       crossing_policy: str | None = None, archived: bool | None = None) -> None:
     for column, value in (("name", name), ("topic", topic), ("crossing_policy", crossing_policy),
                           ("archived", None if archived is None else int(archived))):
@@ -88,7 +90,7 @@ async def update_room(conn: aiosqlite.Connection, room_id: int, *, name: str | N
             await conn.execute(f"UPDATE rooms SET {column} = ? WHERE id = ?", (value, room_id))  # noqa: S608
 
 
-async def next_seq(conn: aiosqlite.Connection, room_id: int) -> int:
+async def next_seq(conn: Writer, room_id: int) -> int:
     """Allocate the room's next message seq (inside the writer's transaction)."""
     row = await fetchone(conn, "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
                             (room_id,))
@@ -102,7 +104,7 @@ async def get_membership(db: Source, room_id: int, staff_id: int) -> Membership 
     return Membership(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
 
 
-async def insert_member(conn: aiosqlite.Connection, room_id: int, staff_id: int, role: str, auto: bool,
+async def insert_member(conn: Writer, room_id: int, staff_id: int, role: str, auto: bool,
                         last_read_seq: int, now: str) -> bool:
     """Add a member; returns False when already a member."""
     cur = await conn.execute(
@@ -111,16 +113,16 @@ async def insert_member(conn: aiosqlite.Connection, room_id: int, staff_id: int,
     return cur.rowcount == 1
 
 
-async def delete_member(conn: aiosqlite.Connection, room_id: int, staff_id: int) -> bool:
+async def delete_member(conn: Writer, room_id: int, staff_id: int) -> bool:
     cur = await conn.execute("DELETE FROM room_members WHERE room_id = ? AND staff_id = ?", (room_id, staff_id))
     return cur.rowcount == 1
 
 
-async def update_member_role(conn: aiosqlite.Connection, room_id: int, staff_id: int, role: str) -> None:
+async def update_member_role(conn: Writer, room_id: int, staff_id: int, role: str) -> None:
     await conn.execute("UPDATE room_members SET role = ? WHERE room_id = ? AND staff_id = ?", (role, room_id, staff_id))
 
 
-async def count_owners(conn: aiosqlite.Connection, room_id: int) -> int:
+async def count_owners(conn: Writer, room_id: int) -> int:
     row = await fetchone(conn, "SELECT count(*) FROM room_members WHERE room_id = ? AND role = 'owner'", (room_id,))
     return int(row[0]) if row else 0
 
@@ -129,7 +131,7 @@ async def list_member_ids(db: Source, room_id: int) -> list[int]:
     return [r[0] for r in await fetchall(db, "SELECT staff_id FROM room_members WHERE room_id = ?", (room_id,))]
 
 
-async def list_auto_member_ids(conn: aiosqlite.Connection, room_id: int) -> list[int]:
+async def list_auto_member_ids(conn: Writer, room_id: int) -> list[int]:
     return [r[0] for r in await fetchall(conn, "SELECT staff_id FROM room_members WHERE room_id = ? AND auto = 1", (room_id,))]
 
 
@@ -163,7 +165,7 @@ async def list_room_summaries(db: Source, staff_id: int) -> list[RoomSummary]:
     return [RoomSummary(_room(r, 5), r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
-async def advance_cursor(conn: aiosqlite.Connection, room_id: int, staff_id: int, seq: int, now: str) -> bool:
+async def advance_cursor(conn: Writer, room_id: int, staff_id: int, seq: int, now: str) -> bool:
     """Move a read cursor forward (never back). Returns True when it moved."""
     cur = await conn.execute(
         "UPDATE room_members SET last_read_seq = ?, last_read_at = ? WHERE room_id = ? AND staff_id = ?"
@@ -191,12 +193,12 @@ async def read_cursors(db: Source, room_id: int) -> dict[int, int]:
                                                (room_id,))}
 
 
-async def approve_org(conn: aiosqlite.Connection, room_id: int, org_id: int, approved_by: int, now: str) -> None:
+async def approve_org(conn: Writer, room_id: int, org_id: int, approved_by: int, now: str) -> None:
     await conn.execute("INSERT OR IGNORE INTO room_orgs(room_id, org_id, approved_by, approved_at) VALUES (?,?,?,?)",
                        (room_id, org_id, approved_by, now))
 
 
-async def revoke_org(conn: aiosqlite.Connection, room_id: int, org_id: int) -> None:
+async def revoke_org(conn: Writer, room_id: int, org_id: int) -> None:
     await conn.execute("DELETE FROM room_orgs WHERE room_id = ? AND org_id = ?", (room_id, org_id))
 
 
@@ -204,6 +206,6 @@ async def approved_org_ids(db: Source, room_id: int) -> list[int]:
     return [r[0] for r in await fetchall(db, "SELECT org_id FROM room_orgs WHERE room_id = ?", (room_id,))]
 
 
-async def generated_rooms(conn: aiosqlite.Connection, org_id: int) -> list[Room]:
+async def generated_rooms(conn: Writer, org_id: int) -> list[Room]:
     return [_room(r) for r in await fetchall(conn, f"SELECT {_ROOM_COLS} FROM rooms WHERE org_id = ? AND kind IN ('department', 'rank')",
                             (org_id,))]

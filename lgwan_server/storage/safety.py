@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosqlite
 
+from shared.sqlite import Writer
+
 from .database import Source, fetchall, fetchone
 
 
@@ -44,7 +46,7 @@ def _check(row: aiosqlite.Row) -> SafetyCheck:
                        v[10])
 
 
-async def insert_check(conn: aiosqlite.Connection, *, org_id: int, title: str, message: str, questions: list[str],
+async def insert_check(conn: Writer, *, org_id: int, title: str, message: str, questions: list[str],
                        target: dict[str, Any], started_by: int | None, now: str, origin: str,
                        origin_id: str | None) -> int:
     cur = await conn.execute(
@@ -55,7 +57,7 @@ async def insert_check(conn: aiosqlite.Connection, *, org_id: int, title: str, m
     return int(cur.lastrowid or 0)
 
 
-async def insert_targets(conn: aiosqlite.Connection, check_id: int, targets: list[tuple[int, int | None]]) -> None:
+async def insert_targets(conn: Writer, check_id: int, targets: list[tuple[int, int | None]]) -> None:
     await conn.executemany("INSERT OR IGNORE INTO safety_targets(check_id, staff_id, department_id) VALUES (?,?,?)",
                            [(check_id, s, d) for s, d in targets])
 
@@ -95,7 +97,7 @@ async def is_target(db: Source, check_id: int, staff_id: int) -> bool:
                           (check_id, staff_id)) is not None
 
 
-async def upsert_answer(conn: aiosqlite.Connection, *, check_id: int, staff_id: int, condition: str, attend: str,
+async def upsert_answer(conn: Writer, *, check_id: int, staff_id: int, condition: str, attend: str,
                         eta_minutes: int | None, location: str, note: str, via: str, now: str,
                         origin_id: str | None) -> None:
     await conn.execute(
@@ -129,12 +131,12 @@ async def unanswered(db: Source, check_id: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-async def mark_reminded(conn: aiosqlite.Connection, check_id: int, staff_ids: list[int], now: str) -> None:
+async def mark_reminded(conn: Writer, check_id: int, staff_ids: list[int], now: str) -> None:
     await conn.executemany("UPDATE safety_targets SET reminded_at = ? WHERE check_id = ? AND staff_id = ?",
                            [(now, check_id, s) for s in staff_ids])
 
 
-async def close_check(conn: aiosqlite.Connection, check_id: int, now: str) -> bool:
+async def close_check(conn: Writer, check_id: int, now: str) -> bool:
     cur = await conn.execute("UPDATE safety_checks SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
                              (now, check_id))
     return cur.rowcount == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone
 
@@ -40,7 +40,7 @@ _COLS = ("job_id, origin_id, room_id, author_id, thread_root_id, output_name, ou
          " chunks, received, state, code, attachment_id, created_at, checked_at")
 
 
-async def insert_file(conn: aiosqlite.Connection, f: SanitizedFile) -> None:
+async def insert_file(conn: Writer, f: SanitizedFile) -> None:
     await conn.execute(f"INSERT INTO sanitized_files({_COLS}) VALUES ({','.join('?' * 22)})",  # noqa: S608
                        tuple(f.__dict__.values()))
 
@@ -68,13 +68,13 @@ async def list_stale(db: Source, before: str) -> list[str]:
                                                   " AND created_at < ? ORDER BY created_at", (before,))]
 
 
-async def restart(conn: aiosqlite.Connection, job_id: str) -> None:
+async def restart(conn: Writer, job_id: str) -> None:
     """The header arrived again before its bytes were complete (a resent transfer): start the bytes over."""
     await conn.execute("DELETE FROM sanitized_file_chunks WHERE job_id = ?", (job_id,))
     await conn.execute("UPDATE sanitized_files SET received = 0, state = 'receiving' WHERE job_id = ?", (job_id,))
 
 
-async def insert_chunk(conn: aiosqlite.Connection, job_id: str, index: int, data: bytes) -> int:
+async def insert_chunk(conn: Writer, job_id: str, index: int, data: bytes) -> int:
     """Stage chunk ``index``; returns how many chunks are now staged."""
     await conn.execute("INSERT INTO sanitized_file_chunks(job_id, idx, data) VALUES (?,?,?)", (job_id, index, data))
     rows = await conn.execute_fetchall(
@@ -93,11 +93,11 @@ async def read_chunks(db: Source, job_id: str) -> bytes:
     return b"".join(bytes(r[0]) for r in rows)
 
 
-async def set_state(conn: aiosqlite.Connection, job_id: str, state: str, *, code: str | None = None,
+async def set_state(conn: Writer, job_id: str, state: str, *, code: str | None = None,
                     attachment_id: int | None = None, checked_at: str | None = None) -> None:
     await conn.execute("UPDATE sanitized_files SET state = ?, code = ?, attachment_id = ?, checked_at = ?"
                        " WHERE job_id = ?", (state, code, attachment_id, checked_at, job_id))
 
 
-async def drop_chunks(conn: aiosqlite.Connection, job_id: str) -> None:
+async def drop_chunks(conn: Writer, job_id: str) -> None:
     await conn.execute("DELETE FROM sanitized_file_chunks WHERE job_id = ?", (job_id,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
+from shared.sqlite import Writer
 
 from .database import Source, fetchall, fetchone
 
@@ -24,7 +24,7 @@ class Task:
     reminded_on: str | None
 
 
-async def insert_task(conn: aiosqlite.Connection, *, org_id: int, room_id: int | None, message_id: int | None,
+async def insert_task(conn: Writer, *, org_id: int, room_id: int | None, message_id: int | None,
                       title: str, due_date: str | None, created_by: int, now: str) -> int:
     cur = await conn.execute(
         "INSERT INTO tasks(org_id, room_id, message_id, title, due_date, created_by, created_at, updated_at)"
@@ -32,7 +32,7 @@ async def insert_task(conn: aiosqlite.Connection, *, org_id: int, room_id: int |
     return int(cur.lastrowid or 0)
 
 
-async def set_assignees(conn: aiosqlite.Connection, task_id: int, staff_ids: list[int]) -> None:
+async def set_assignees(conn: Writer, task_id: int, staff_ids: list[int]) -> None:
     await conn.execute("DELETE FROM task_assignees WHERE task_id = ?", (task_id,))
     await conn.executemany("INSERT INTO task_assignees(task_id, staff_id) VALUES (?, ?)",
                            [(task_id, s) for s in sorted(set(staff_ids))])
@@ -48,7 +48,7 @@ async def get_task(db: Source, task_id: int) -> Task | None:
     return Task(*tuple(row)) if row else None
 
 
-async def update_task(conn: aiosqlite.Connection, task_id: int, *, title: str | None, due_date: str | None,
+async def update_task(conn: Writer, task_id: int, *, title: str | None, due_date: str | None,
                       clear_due: bool, status: str | None, now: str) -> None:
     if title is not None:
         await conn.execute("UPDATE tasks SET title = ? WHERE id = ?", (title, task_id))
@@ -74,12 +74,12 @@ async def room_tasks(db: Source, room_id: int) -> list[Task]:
     return [Task(*tuple(r)) for r in rows]
 
 
-async def due_for_reminder(conn: aiosqlite.Connection, today: str, tomorrow: str) -> list[Task]:
+async def due_for_reminder(conn: Writer, today: str, tomorrow: str) -> list[Task]:
     rows = await fetchall(conn, "SELECT * FROM tasks WHERE status != 'done' AND due_date IS NOT NULL"
                                 " AND due_date <= ? AND (reminded_on IS NULL OR reminded_on < ?)",
                           (tomorrow, today))
     return [Task(*tuple(r)) for r in rows]
 
 
-async def mark_reminded(conn: aiosqlite.Connection, task_id: int, today: str) -> None:
+async def mark_reminded(conn: Writer, task_id: int, today: str) -> None:
     await conn.execute("UPDATE tasks SET reminded_on = ? WHERE id = ?", (today, task_id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import stat
 import sys
@@ -64,7 +65,11 @@ async def test_open_creates_a_private_folder_and_sets_the_pragmas(db: Database, 
     for conn in (db.conn, db.reader(), db.reader()):
         assert (await fetchval(conn, "PRAGMA journal_mode")) == "wal"
         assert (await fetchval(conn, "PRAGMA foreign_keys")) == 1
-        assert (await fetchval(conn, "PRAGMA busy_timeout")) == 5000
+    for reader in (db.reader(), db.reader()):
+        assert (await fetchval(reader, "PRAGMA busy_timeout")) == 5000
+    # The writer never blocks the loop on a lock (Writer.begin waits instead) nor checkpoints in a commit.
+    assert (await fetchval(db.conn, "PRAGMA busy_timeout")) == 0
+    assert (await fetchval(db.conn, "PRAGMA wal_autocheckpoint")) == 0
 
 
 async def test_a_subclass_adds_pragmas(tmp_path: Path) -> None:
@@ -219,17 +224,16 @@ async def test_each_tier_schema_builds_from_empty(tmp_path: Path, package: str) 
         await database.close()
 
 
-async def test_cancel_during_begin_or_commit_leaves_the_writer_usable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("offload", [False, True])
+async def test_cancel_during_begin_or_commit_leaves_the_writer_usable(tmp_path: Path, offload: bool) -> None:
     """A task cancelled at any await inside transaction() must not leave the connection in a transaction."""
-    import asyncio
-
     db = await Database.open(tmp_path / "cancel.sqlite3")
     try:
         await db.conn.execute("CREATE TABLE t (v INTEGER)")
         published: list[int] = []
         for attempt in range(40):
             async def write(value: int) -> None:
-                async with db.transaction("cancel-test") as conn:
+                async with db.transaction("cancel-test", offload=offload) as conn:
                     await conn.execute("INSERT INTO t(v) VALUES (?)", (value,))
                     db.after_commit(lambda: published.append(value))
             task = asyncio.create_task(write(attempt))
@@ -250,17 +254,15 @@ async def test_cancel_during_begin_or_commit_leaves_the_writer_usable(tmp_path: 
 
 
 async def test_cancelled_while_committing_still_fans_out_what_was_committed(tmp_path: Path) -> None:
-    """BEGIN and COMMIT are awaited directly (no task each): a task cancelled while its COMMIT runs
-    on the writer's thread learns the outcome afterwards, so the fan-out follows the commit."""
-    import asyncio
-
+    """Offloaded, BEGIN and COMMIT are awaited directly (no task each): a task cancelled while its
+    COMMIT runs on the writer's thread learns the outcome afterwards, so the fan-out follows the commit."""
     db = await Database.open(tmp_path / "commit.sqlite3")
     try:
         await db.conn.execute("CREATE TABLE t (v INTEGER)")
         published: list[int] = []
 
         async def write(value: int) -> None:
-            async with db.transaction("cancel-at-commit") as conn:
+            async with db.transaction("cancel-at-commit", offload=True) as conn:
                 await conn.execute("INSERT INTO t(v) VALUES (?)", (value,))
                 db.after_commit(lambda: published.append(value))
                 current = asyncio.current_task()
@@ -277,9 +279,8 @@ async def test_cancelled_while_committing_still_fans_out_what_was_committed(tmp_
 
 
 async def test_cancelled_while_beginning_leaves_no_transaction_behind(tmp_path: Path) -> None:
-    """The cancelled task stops waiting for BEGIN, the writer's thread still runs it: it is rolled back."""
-    import asyncio
-
+    """Offloaded, the cancelled task stops waiting for BEGIN, the writer's thread still runs it: it is
+    rolled back."""
     db = await Database.open(tmp_path / "begin.sqlite3")
     try:
         await db.conn.execute("CREATE TABLE t (v INTEGER)")
@@ -288,7 +289,7 @@ async def test_cancelled_while_beginning_leaves_no_transaction_behind(tmp_path: 
             current = asyncio.current_task()
             assert current is not None
             asyncio.get_running_loop().call_soon(current.cancel)        # lands while BEGIN runs
-            async with db.transaction("cancel-at-begin") as conn:
+            async with db.transaction("cancel-at-begin", offload=True) as conn:
                 await conn.execute("INSERT INTO t(v) VALUES (1)")
 
         for _ in range(3):
@@ -300,3 +301,122 @@ async def test_cancelled_while_beginning_leaves_no_transaction_behind(tmp_path: 
         assert [r[0] for r in await db.fetchall("SELECT v FROM t")] == [2, 2, 2]
     finally:
         await db.close()
+
+
+# --- where the writer runs ---------------------------------------------------------------------------
+
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
+
+
+class LoopTurns:
+    """Counts turns of the event loop while it runs (a task that only yields)."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.turns += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        self.turns = 0
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def test_a_transaction_runs_its_statements_without_turning_the_loop(db: Database) -> None:
+    """Short statements run on the loop's thread: no other coroutine runs between them, so the
+    write lock is held for the statements only (issue 5: each hand-off to a thread cost a loop turn
+    with the lock held, and under load those turns were the crossing latency)."""
+    async with LoopTurns() as loop:
+        async with db.transaction("many") as conn:
+            for n in range(200):
+                await conn.execute("INSERT INTO t(n) VALUES (?)", (n,))
+            assert await fetchval(conn, "SELECT count(*) FROM t") == 200
+        assert loop.turns == 0
+    assert await db.fetchval("SELECT count(*) FROM t") == 200
+
+
+async def test_the_inline_reader_sees_commits_at_once_and_cannot_write(db: Database) -> None:
+    """``Database.inline`` (point lookups on the request path) runs on the loop's thread too, reads
+    only what is committed, and refuses to write."""
+    async with LoopTurns() as loop:
+        async with db.transaction("one") as conn:
+            await conn.execute("INSERT INTO t(n) VALUES (5)")
+            assert await fetchval(db.inline, "SELECT count(*) FROM t") == 0     # not the writer's open transaction
+        assert await fetchval(db.inline, "SELECT n FROM t") == 5
+        assert loop.turns == 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await db.inline.execute("INSERT INTO t(n) VALUES (6)")
+    assert await db.fetchval("SELECT count(*) FROM t") == 1
+
+
+async def test_an_offloaded_transaction_leaves_the_loop_serving(db: Database) -> None:
+    """A long transaction (a purge, a bulk import) runs its statements on the writer's thread."""
+    slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000)"
+            " INSERT INTO t(n) SELECT x FROM c")
+    async with LoopTurns() as loop:
+        async with db.transaction("bulk", offload=True) as conn:
+            await conn.execute(slow)
+        assert loop.turns > 0
+    assert await db.fetchval("SELECT count(*) FROM t") == 400000
+    async with LoopTurns() as loop:                       # and the next transaction runs on the loop again
+        async with db.transaction("short") as conn:
+            await conn.execute("INSERT INTO t(n) VALUES (0)")
+        assert loop.turns == 0
+
+
+async def test_begin_waits_for_another_process_without_blocking_the_loop(db: Database) -> None:
+    other = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")                      # e.g. an admin command writing
+        other.execute("INSERT INTO t(n) VALUES (7)")
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        async with LoopTurns() as loop:
+            async with db.transaction("waits") as conn:
+                await conn.execute("INSERT INTO t(n) VALUES (8)")
+            assert loop.turns > 0
+        assert [r[0] for r in await db.fetchall("SELECT n FROM t ORDER BY id")] == [7, 8]
+    finally:
+        other.close()
+
+
+async def test_begin_gives_up_after_the_busy_timeout(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shared.sqlite.BUSY_TIMEOUT_SECONDS", 0.2)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            async with db.transaction("gives_up") as conn:
+                await conn.execute("INSERT INTO t(n) VALUES (1)")
+        assert not db.conn.in_transaction
+        other.execute("ROLLBACK")
+        async with db.transaction("then") as conn:
+            await conn.execute("INSERT INTO t(n) VALUES (2)")
+        assert await db.fetchval("SELECT count(*) FROM t") == 1
+    finally:
+        other.close()
+
+
+async def test_checkpoints_run_in_the_background_and_bound_the_wal(db: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's auto-checkpoint is off; its thread checkpoints every CHECKPOINT_EVERY commits, so
+    the WAL is reused instead of growing with every commit."""
+    monkeypatch.setattr("shared.sqlite.CHECKPOINT_EVERY", 10)
+    await db.conn.execute("CREATE TABLE blobs (b BLOB)")
+    wal = f"{db.path}-wal"
+    for _ in range(400):                                     # 400 × 8 KiB written: 3.2 MiB through the WAL
+        async with db.transaction("blob") as conn:
+            await conn.execute("INSERT INTO blobs(b) VALUES (zeroblob(8192))")
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    assert file_size(wal) < 1024 * 1024
+    assert await db.fetchval("SELECT count(*) FROM blobs") == 400
