@@ -117,22 +117,24 @@ class BridgeInbox:
     async def apply(self, envelopes: list[env.Envelope]) -> list[str]:
         """Apply verified, consecutive envelopes in one transaction. Returns the outcomes recorded.
 
-        Who may post where is checked first on a reader connection, as the staff HTTP path does
-        (``MessageService.post`` checks access before its transaction), once per author and room in
-        the batch; the writer's transaction then holds only the writes, the idempotency check (one
-        query for the batch) and the inbox records (one statement for the batch). Under a backlog
+        Who may post where is checked once per author and room in the batch, inside the transaction
+        (as ``MessageService.post`` checks again inside its own) with point lookups that do not yield
+        the loop; then the writes, the idempotency check (one query for the batch) and the inbox
+        records (one statement for the batch). Under a backlog
         several envelopes share one transaction; the caller keeps kinds that change who may act
         (enrolments, devices) in a batch of their own, so no check can miss an earlier envelope's effect.
         """
         checker = _BatchChecks(self)
         checks: list[Checked | Refused | None] = []
-        for envelope in envelopes:
-            try:
-                checks.append(await checker.check(envelope.payload))
-            except Refused as exc:
-                checks.append(exc)
         outcomes = []
         async with self.db.transaction("bridge_apply") as conn:
+            # Under the lock: nothing commits between these checks and the writes (a guest removed
+            # while the batch waited for the writer is refused). Inline reads do not yield the loop.
+            for envelope in envelopes:
+                try:
+                    checks.append(await checker.check(envelope.payload))
+                except Refused as exc:
+                    checks.append(exc)
             seen = await self._origins_taken(conn, envelopes, checks)
             for envelope, checked in zip(envelopes, checks, strict=True):
                 try:

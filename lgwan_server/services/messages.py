@@ -138,6 +138,12 @@ class MessageService:
             if new.client_msg_id is not None:
                 existing = await store.get_by_client_id(conn, actor.staff_id, new.client_msg_id)
             if existing is None:
+                # Again on the writer's view: a removal, archive or role change that committed while
+                # this post waited for the lock wins. A room whose crossing policy changed meanwhile
+                # was checked against the wrong rules (My Number guard): the client posts again.
+                current = await self.rooms.require_post(actor.staff_id, room_id, conn)
+                if current.room.crossing_policy != access.room.crossing_policy:
+                    raise AppError("conflict", reason="room_changed")
                 if not self.post_limiter.allow(actor.staff_id):
                     raise AppError("rate_limited")
                 data = await self.post_in_transaction(conn, actor, sender.display_name, room_id, new, body,

@@ -19,7 +19,7 @@ from ..hub import Hub
 from ..storage import guests as guest_store
 from ..storage import org as org_store
 from ..storage import rooms as store
-from ..storage.database import Database, fetchall
+from ..storage.database import Database, Source, fetchall
 from ..storage.rooms import Membership, Room
 from .actor import Actor
 from .audit import AuditService
@@ -61,18 +61,22 @@ class RoomService:
 
     # --- the authorization chokepoint -----------------------------------------------------------
 
-    async def access_room(self, staff_id: int, room_id: int) -> RoomAccess:
-        """The room and the caller's membership, or ``room_not_found`` (missing or not a member)."""
-        room = await store.get_room(self.db.inline, room_id)
+    async def access_room(self, staff_id: int, room_id: int, src: Source | None = None) -> RoomAccess:
+        """The room and the caller's membership, or ``room_not_found`` (missing or not a member).
+
+        ``src``: the writer, to check again inside a write transaction (what committed while it
+        waited for the lock counts); by default the inline reader (point lookups)."""
+        src = src or self.db.inline
+        room = await store.get_room(src, room_id)
         if room is None:
             raise AppError("room_not_found")
-        membership = await store.get_membership(self.db.inline, room_id, staff_id)
+        membership = await store.get_membership(src, room_id, staff_id)
         if membership is None:
             raise AppError("room_not_found")
         return RoomAccess(room, membership)
 
-    async def require_post(self, staff_id: int, room_id: int) -> RoomAccess:
-        access = await self.access_room(staff_id, room_id)
+    async def require_post(self, staff_id: int, room_id: int, src: Source | None = None) -> RoomAccess:
+        access = await self.access_room(staff_id, room_id, src)
         if access.room.archived:
             raise AppError("room_archived")
         if access.membership.role == "readonly":

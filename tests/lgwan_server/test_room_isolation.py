@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import aiohttp
@@ -131,3 +132,25 @@ async def test_removed_member_loses_access_and_events(demo_server: ServerProcess
     await c_ws.wait_for(lambda f: f.get("type") == "message.new" and f["data"]["id"] == sentinel["id"])
     assert [f for f in c_ws.frames if f.get("type") == "message.new" and f.get("room_id") == room] == []
     await c.get(f"/api/rooms/{room}/messages", expect=404, code="room_not_found")
+
+
+async def test_a_removal_committed_while_a_post_waits_for_the_writer_wins(demo_server: ServerProcess, people: Roster,
+                                                                          clients: ClientFactory) -> None:
+    """The post checks access again inside its write transaction: a member removed while their post
+    waited for the write lock cannot post (the first check ran on what was committed before)."""
+    alice, bob = people.take(2, same_department=True)
+    a = await clients.staff(demo_server, alice)
+    b = await clients.staff(demo_server, bob)
+    room = (await a.create_room("順番の確認", [bob]))["id"]
+    await b.say(room, "まだメンバーです")
+    with demo_server.db_rw() as other:             # another writer holds the file (an admin tool, say)
+        other.execute("BEGIN IMMEDIATE")
+        post = asyncio.create_task(b.post(f"/api/rooms/{room}/messages", json={"body": "間に合う？"}))
+        await asyncio.sleep(0.5)                    # first check passed; the post waits for the lock
+        assert not post.done()
+        other.execute("DELETE FROM room_members WHERE room_id = ? AND staff_id = ?", (room, bob.id))
+        other.execute("COMMIT")
+        reply = await post
+    assert (reply.status, reply.code) == (404, "room_not_found")
+    assert demo_server.query("SELECT body FROM messages WHERE room_id = ? AND sender_id = ?",
+                             (room, bob.id)) == [("まだメンバーです",)]
