@@ -170,6 +170,10 @@ class BridgeOutbox:
         if type_ == "session.ended" and staff_id is not None:
             await self._staff_changed(conn, staff_id)
             return
+        if type_ == "staff.profile" and staff_id is not None:
+            await self._staff_changed(conn, staff_id)
+            await self._card_changed(conn, staff_id)
+            return
         if type_ in ("safety.request", "safety.reminder", "safety.close") and room_id is None:
             await self._safety(conn, type_, int(data["check_id"]))
             return
@@ -270,6 +274,13 @@ class BridgeOutbox:
         if staff.status != "active":
             account = dataclasses.replace(account, status="suspended", enrol_token_sha256=None, enrol_expires_at=None)
         await self.enqueue(conn, account)
+
+    async def _card_changed(self, conn: Writer, staff_id: int) -> None:
+        """A new name or 所属 (人事異動, CSV import): every crossing room the person is in gets their card again."""
+        for room_id, policy in await store.mirrored_rooms_of(conn, staff_id):
+            member = await self._member_payload(conn, policy, room_id, staff_id)
+            if member is not None:
+                await self.enqueue(conn, member, room_id)
 
     # --- 安否確認 on phones (issue 6) ---------------------------------------------------------------
 

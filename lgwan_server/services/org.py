@@ -187,6 +187,11 @@ class OrgService:
                                 target_type="staff", target_id=staff.id,
                                 detail={"from": staff.status, "sessions_ended": ended, "reason": reason[:200]})
 
+    async def _profile_changed(self, conn: Writer, staff_id: int) -> None:
+        """Name, 所属 or role changed (CSV import, 人事異動): the person's own sockets hear it, and the
+        relay bridge sends the new card to the crossing rooms they are in and their phone account."""
+        await self.events.emit(conn, "staff.profile", {"staff_id": staff_id}, staff_id=staff_id)
+
     async def _end_sessions(self, conn: Writer, staff_id: int, reason: str) -> int:
         count = await session_store.delete_staff_sessions(conn, staff_id)
         await self.events.emit(conn, "session.ended", {"reason": reason}, staff_id=staff_id)
@@ -283,6 +288,8 @@ class OrgService:
                     await self._apply_status(conn, actor, existing, row.status, "import")
                     counts["status_changed"] += 1
                     changed = True
+                if changed:
+                    await self._profile_changed(conn, existing.id)
                 counts["updated" if changed else "unchanged"] += 1
             if errors:
                 raise AppError("csv_invalid", errors=[e.__dict__ for e in errors[:100]])
@@ -339,6 +346,7 @@ class OrgService:
                     continue
                 await store.update_staff_assignment(conn, staff.id, item.department_id, item.rank_id, item.title)
                 await store.mark_assignment_applied(conn, item.id, now)
+                await self._profile_changed(conn, staff.id)
                 await self.audit.record(conn, actor, "staff.transfer", target_type="staff", target_id=staff.id,
                                         detail={"from_department_id": staff.department_id,
                                                 "to_department_id": item.department_id,

@@ -207,6 +207,13 @@ async def set_mirrored(conn: Writer, room_id: int, policy: str, now: str) -> Non
                        " ON CONFLICT(room_id) DO UPDATE SET policy = excluded.policy", (room_id, policy, now))
 
 
+async def mirrored_rooms_of(conn: Writer, staff_id: int) -> list[tuple[int, str]]:
+    """(room id, policy) of the rooms on the relay that ``staff_id`` is a member of."""
+    rows = await fetchall(conn, "SELECT b.room_id, b.policy FROM bridge_rooms b JOIN room_members m"
+                                " ON m.room_id = b.room_id AND m.staff_id = ? ORDER BY b.room_id", (staff_id,))
+    return [(r[0], r[1]) for r in rows]
+
+
 async def unset_mirrored(conn: Writer, room_id: int) -> None:
     await conn.execute("DELETE FROM bridge_rooms WHERE room_id = ?", (room_id,))
 

@@ -19,6 +19,7 @@ from lgwan_server.errors import AppError
 from lgwan_server.kernel import Kernel
 from lgwan_server.services.actor import Actor
 from lgwan_server.services.messages import NewMessage
+from lgwan_server.services.org import TransferItem, today_jst
 from lgwan_server.storage import org as org_store
 from shared import envelope as env
 from shared.timeutil import now_iso
@@ -269,3 +270,23 @@ async def test_rebuild_sends_accounts_then_rooms(world: World) -> None:
     assert {p["name"] for k, p in await world.outbox() if k == "room.upsert"} == {"guests-room", "mobile-room"}
     first = await world.k.db.fetchone("SELECT min(seq) FROM bridge_outbox")
     assert first is not None and first[0] == 1
+
+
+async def test_a_transfer_sends_the_new_affiliation_to_every_crossing_room(world: World) -> None:
+    """人事異動 (here a transfer effective today; a CSV import takes the same path): guests and phones
+    see the person's new 所属 in each crossing room at once, not after the next rebuild; the
+    lgwan_only room's card never crosses."""
+    suzuki, staff = await world.actor("suzuki")
+    async with world.k.db.transaction("t") as conn:
+        department_id, _ = await org_store.upsert_department(conn, world.seed.org_id, "K100", "危機管理課", "ka",
+                                                             None, 1)
+    before = len(await world.outbox())
+    admin = Actor(world.seed.admin_id, world.seed.org_id, "admin", "", "test", "server_admin")
+    applied = await world.k.org.schedule_transfers(admin, world.seed.org_id, [
+        TransferItem(staff_id=staff.id, department_id=department_id, rank_id=None, title=None,
+                     effective_date=today_jst())])
+    assert applied == {"scheduled": 1, "applied": 1}
+    cards = [(p["room_id"], p["affiliation"]) for k, p in (await world.outbox())[before:]
+             if k == "member.upsert" and p["member"] == f"s:{staff.id}"]
+    assert sorted(cards) == sorted((world.seed.rooms[name], "危機管理課") for name in ("guests-room", "mobile-room"))
+    assert await org_store.department_path(world.k.db, (await world.actor("suzuki"))[1].department_id) == "危機管理課"
