@@ -54,8 +54,12 @@ async def get_guest(db: Source, staff_id: int) -> Guest | None:
 
 
 async def list_guests_in_room(db: Source, room_id: int) -> list[Guest]:
-    rows = await fetchall(db, f"SELECT {_GUEST_COLS} {_GUEST_FROM} JOIN room_members m ON m.staff_id = g.staff_id"
-                              " WHERE m.room_id = ? ORDER BY g.created_at", (room_id,))
+    """The room's guests, and the ended ones (removed, expired) first invited to it: ending a guest
+    takes them out of every room, and the owner still sees who had access and how it ended."""
+    rows = await fetchall(db, f"SELECT {_GUEST_COLS} {_GUEST_FROM}"
+                              " WHERE g.staff_id IN (SELECT staff_id FROM room_members WHERE room_id = ?)"
+                              " OR (g.invited_room_id = ? AND g.status IN ('removed', 'expired'))"
+                              " ORDER BY g.created_at", (room_id, room_id))
     return [_guest(r) for r in rows]
 
 

@@ -257,6 +257,13 @@ async def test_expired_guests_end_everywhere(world: World) -> None:
     assert (await world.outbox())[-1] == ("account.remove", {"account": f"g:{gid}"})
     members = await world.k.db.fetchall("SELECT 1 FROM room_members WHERE staff_id = ?", (gid,))
     assert members == []
+    # Out of every room, yet the owner's guest list still shows who had access and how it ended.
+    removed = (await world.k.guests.invite(sato, world.seed.rooms["guests-room"], "削除 太郎", ""))["guest"]["id"]
+    await world.k.guests.remove(sato, removed)
+    assert sato.staff_id is not None
+    listed = {g["id"]: g["status"] for g in await world.k.guests.list_room(sato.staff_id, world.seed.rooms["guests-room"])}
+    assert listed[gid] == "expired" and listed[removed] == "removed"
+    assert await world.k.guests.list_room(sato.staff_id, world.seed.rooms["mobile-room"]) == []
 
 
 async def test_rebuild_sends_accounts_then_rooms(world: World) -> None:

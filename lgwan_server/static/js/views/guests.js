@@ -106,9 +106,13 @@ export async function guestsPanel(room) {
   };
 
   const draw = () => {
+    // Ended guests (removed, expired) stay listed for the record; the count is of those with access.
+    const open = guests.filter((g) => OPEN.has(g.status)).length;
+    const ended = guests.length - open;
     const waiting = guests.filter((g) => g.status === "enrolled").length;
     countLine.textContent = !guests.length ? t("guests.none")
-      : waiting ? t("guests.count", { count: guests.length, waiting }) : t("guests.countAll", { count: guests.length });
+      : [waiting ? t("guests.count", { count: open, waiting }) : t("guests.countAll", { count: open }),
+        ended ? t("guests.ended", { count: ended }) : ""].join(" ").trim();
     clear(list).append(...guests.map(item));
   };
 
