@@ -335,6 +335,9 @@ class BridgeInbox:
             actor = Actor(staff.id, staff.org_id, staff.login, "", "relay", staff.role)
             await self.audit.record(conn, actor, "device.request", target_type="device", target_id=p.device_id,
                                     detail={"label": p.label})
+            # The admins' screens list it at once (管理 → スマートフォン・端末).
+            await self.events.emit_to_staff(conn, "device.request", {"device_id": p.device_id, "staff_id": staff.id},
+                                            await org_store.active_admin_ids(conn, staff.org_id))
             return
         known = await guest_store.get_device(conn, p.device_id)
         if known is not None and known.staff_id == staff.id and known.status in ("approved", "revoked"):

@@ -173,6 +173,13 @@ async def get_staff(db: Source, staff_id: int) -> Staff | None:
     return _staff(row) if row else None
 
 
+async def active_admin_ids(db: Source, org_id: int) -> list[int]:
+    """The organisation's active admins (who decide on phone and guest devices)."""
+    rows = await fetchall(db, "SELECT id FROM staff WHERE org_id = ? AND status = 'active'"
+                              " AND role IN ('org_admin', 'server_admin') ORDER BY id", (org_id,))
+    return [r[0] for r in rows]
+
+
 async def get_staff_by_login(db: Source, login: str) -> Staff | None:
     row = await fetchone(db, f"SELECT {_STAFF_COLS} FROM staff WHERE login = ?", (login,))
     return _staff(row) if row else None

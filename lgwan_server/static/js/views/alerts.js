@@ -174,6 +174,7 @@ export const alerts = {
       case "task.reminder": announce(t("task.reminded", { title: plain(d.title) })); break;
       case "ack.reminder": announce(t("ack.reminderArrived")); break;
       case "records.notice": announce(t("records.noticeArrived", { label: plain(d.class || "") })); break;
+      case "device.request": announce(t("phones.deviceRequested")); break;
       default: break;
     }
     window.dispatchEvent(new CustomEvent("kk-event", { detail: { type, data: d } }));

@@ -427,6 +427,7 @@ function onEvent(frame) {
     case "task.reminder":
     case "ack.reminder":
     case "records.notice":
+    case "device.request":
       alerts.onEvent(frame.type, d);
       break;
     case "guest.enrolled":

@@ -186,6 +186,18 @@ export async function renderPhones(body, { allStaff }) {
         h("td", {}, deviceActions(d)))))) : h("p", { class: "empty", text: t("phones.noDevices") }));
   };
   filter.addEventListener("change", () => loadDevices().catch((err) => result(devOut, err.userMessage, false)));
+  // A device request that reaches LGWAN shows up here at once (the live event); off once the view is gone.
+  const onLive = (ev) => {
+    if (!body.isConnected) {
+      window.removeEventListener("kk-event", onLive);
+      return;
+    }
+    // (the phone's enrolment came first: its grant row changes too)
+    if (ev.detail.type === "device.request") {
+      Promise.all([loadGrants(), loadDevices()]).catch((err) => result(devOut, err.userMessage, false));
+    }
+  };
+  window.addEventListener("kk-event", onLive);
   pendingLine.setAttribute("tabindex", "-1");
 
   append(body, [
