@@ -41,6 +41,12 @@ REFUSALS = {
     "read_only_member": "この ルームでは 読むだけです。",
     # A file LGWAN did not accept after its own checks (issue 3); the details are in LGWAN's audit log.
     "file_refused": "ファイルを 確認 できなかったので、送れませんでした。",
+    "bad_author": "アカウントを 確認 できなかったので、送れませんでした。",
+    "author_inactive": "アカウントが 使えないので、送れませんでした。",
+    "mobile_not_granted": "スマートフォンでの 利用が 止められているので、送れませんでした。",
+    "announcement_owner_only": "この ルームでは、お知らせを 出す 人だけが 書けます。",
+    "invalid_thread": "返事を する メッセージが ないので、送れませんでした。",
+    "empty_message": "何も 書かれて いないので、送れませんでした。",
 }
 
 

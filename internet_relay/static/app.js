@@ -11,11 +11,12 @@ function affiliation(value) {
   return value || t("noAffiliation");
 }
 
-/** Why a message was refused: the relay says it in Japanese; the English table knows the codes. */
+/** Why a message was refused: the relay says it in Japanese; other languages use their table of codes
+ * (a code it does not know gets a plain "not sent", never Japanese on an English page). */
 function refusedText(p) {
+  if (getLang() === "ja") return p.refused_message || t("refused.other");
   const key = `refused.${p.refused_code}`;
-  if (getLang() !== "ja" && p.refused_code && key in MESSAGES[getLang()]) return t(key);
-  return p.refused_message || t("error.generic");
+  return p.refused_code && key in MESSAGES[getLang()] ? t(key) : t("refused.other");
 }
 
 function show(view) {

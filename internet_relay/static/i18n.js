@@ -147,6 +147,13 @@ const ja = {
   "refused.room_archived": "この ルームは 終わったので、送れませんでした。",
   "refused.read_only_member": "この ルームでは 読むだけです。",
   "refused.file_refused": "ファイルを 確認 できなかったので、送れませんでした。",
+  "refused.bad_author": "アカウントを 確認 できなかったので、送れませんでした。",
+  "refused.author_inactive": "アカウントが 使えないので、送れませんでした。",
+  "refused.mobile_not_granted": "スマートフォンでの 利用が 止められているので、送れませんでした。",
+  "refused.announcement_owner_only": "この ルームでは、お知らせを 出す 人だけが 書けます。",
+  "refused.invalid_thread": "返事を する メッセージが ないので、送れませんでした。",
+  "refused.empty_message": "何も 書かれて いないので、送れませんでした。",
+  "refused.other": "送れませんでした。",
 };
 
 const en = {
@@ -286,6 +293,13 @@ const en = {
   "refused.room_archived": "This room has been closed, so it was not sent.",
   "refused.read_only_member": "You can only read in this room.",
   "refused.file_refused": "The file could not be checked, so it was not sent.",
+  "refused.bad_author": "Your account could not be confirmed, so it was not sent.",
+  "refused.author_inactive": "Your account cannot be used, so it was not sent.",
+  "refused.mobile_not_granted": "Phone use has been stopped for you, so it was not sent.",
+  "refused.announcement_owner_only": "Only the room's owners can write in this room.",
+  "refused.invalid_thread": "The message you replied to is gone, so it was not sent.",
+  "refused.empty_message": "There was nothing to send.",
+  "refused.other": "It was not sent.",
 };
 
 /** Both tables (the tests check they have the same keys and that index.html matches the Japanese one). */
