@@ -6,6 +6,8 @@ already loaded (and shares its pages copy-on-write).
 
 from __future__ import annotations
 
+import ctypes
+
 import magic
 
 
@@ -16,9 +18,10 @@ class Detector:
         self._mime = magic.Magic(mime=True)
         self._describe = magic.Magic()
 
-    def mime(self, data: bytes) -> str:
-        """MIME type libmagic assigns to ``data``."""
-        return str(self._mime.from_buffer(data))
+    def mime(self, data: bytes | ctypes.Array[ctypes.c_char]) -> str:
+        """MIME type libmagic assigns to ``data`` (bytes, or a ctypes view of a mapped file: python-magic
+        hands either to libmagic as a pointer, whatever its stub says)."""
+        return str(self._mime.from_buffer(data))  # type: ignore[arg-type]
 
     def description(self, data: bytes) -> str:
         """libmagic's human description (used to spot encrypted Office containers)."""

@@ -246,7 +246,8 @@ class _ForkServerClient:
         if self._sock is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
-        for future in [*self._exited.values(), *self._waiters]:
+        pending: list[asyncio.Future[Any]] = [*self._exited.values(), *self._waiters]
+        for future in pending:
             if not future.done():
                 future.set_exception(ForkServerGone("fork server exited"))
         self._exited.clear()
@@ -338,7 +339,7 @@ class _ForkServerClient:
             await asyncio.to_thread(_remove_leftovers, process.pid)
 
 
-def _consume_exception(future: asyncio.Future[int]) -> None:
+def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 

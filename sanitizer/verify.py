@@ -403,6 +403,7 @@ def verify(rebuilt: bytes | Source, kind: str, limits: Limits, detector: Detecto
         return ["type.mismatch"]
     # libmagic's text detection is a heuristic ("\n" alone is "data"); text kinds are
     # checked by decoding instead. Binary formats must carry their own signature.
+    # Detector.mime is annotated bytes, but libmagic also reads the ctypes view in place (hence the ignore).
     if kind not in _TEXT_KINDS and not detector.mime(source.buffer()).startswith(expected):
         return ["type.mismatch"]
     if kind == "pdf":

@@ -10,6 +10,9 @@ source scripts/bootstrap.sh "all,test" "chromium fonts-noto-cjk fonts-noto-color
 kk_log "ruff"
 ruff check .
 
+kk_log "mypy"
+mypy lgwan_server internet_relay shared sanitizer
+
 kk_log "pytest"
 set +e
 python -m pytest -q -ra -p no:cacheprovider "$@"

@@ -194,7 +194,7 @@ class Database:
         self._readers = readers
         self._next_reader = 0
         self._write_lock = asyncio.Lock()
-        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[], object]] = []
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -320,7 +320,7 @@ class Database:
         if self.conn.in_transaction:
             await self.conn.execute("ROLLBACK")
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
+    def after_commit(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once the current transaction commits (dropped on rollback)."""
         if not self._write_lock.locked():
             raise RuntimeError("after_commit() outside a transaction")
@@ -409,7 +409,10 @@ async def apply_migrations(conn: aiosqlite.Connection | Writer, package: str) ->
         if version in done:
             continue
         # executescript() would COMMIT implicitly; run statements inside our own transaction.
-        await conn.execute("BEGIN IMMEDIATE")
+        if isinstance(conn, Writer):
+            await conn.begin()      # busy_timeout 0 on the writer: wait here for another process's lock
+        else:
+            await conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in split_sql(sql):
                 await conn.execute(statement)

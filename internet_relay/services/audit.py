@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from shared.sqlite import Writer
@@ -18,7 +19,7 @@ from ..storage.database import Database
 GENESIS = "0" * 64
 
 
-def entry_hash(prev_hash: str, fields: list[Any]) -> str:
+def entry_hash(prev_hash: str, fields: Sequence[Any]) -> str:
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
 
@@ -32,9 +33,10 @@ class AuditService:
         """Append an entry inside the caller's transaction."""
         last = await store.last_entry(conn)
         next_id, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        fields = [next_id, now_iso(), actor, ip, action, target, outcome,
-                  json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))]
-        await store.insert_entry(conn, store.AuditEntry(*fields, prev_hash, entry_hash(prev_hash, fields)))  # type: ignore[arg-type]
+        # A tuple, so mypy checks each field against AuditEntry; json hashes it exactly as it did a list.
+        fields = (next_id, now_iso(), actor, ip, action, target, outcome,
+                  json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+        await store.insert_entry(conn, store.AuditEntry(*fields, prev_hash, entry_hash(prev_hash, fields)))
 
     async def record_alone(self, action: str, **kwargs: Any) -> None:
         """Append an entry in a transaction of its own (refusals, failed logins)."""

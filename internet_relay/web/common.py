@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from ..errors import AppError
 from ..kernel import Relay
 from ..services.accounts import Authenticated
 
-Schema = dict[str, tuple[type | tuple[type, ...], int]]   # field -> (types, max length for strings)
+Schema = Mapping[str, tuple[type | tuple[type, ...], int]]   # field -> (types, max length for strings)
 
 
 def relay(request: web.Request) -> Relay:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from .actor import Actor
 GENESIS = "0" * 64
 
 
-def entry_hash(prev_hash: str, fields: list[Any]) -> str:
+def entry_hash(prev_hash: str, fields: Sequence[Any]) -> str:
     """The chain hash of one entry (fields in column order, without prev_hash/hash)."""
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
@@ -45,11 +46,12 @@ class AuditService:
         """Append an entry inside the caller's transaction."""
         last = await store.last_entry(conn)
         next_id, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        fields = [next_id, now_iso(), actor.org_id, actor.staff_id, actor.login, actor.affiliation, actor.ip,
+        # A tuple, so mypy checks each field against AuditEntry; json hashes it exactly as it did a list.
+        fields = (next_id, now_iso(), actor.org_id, actor.staff_id, actor.login, actor.affiliation, actor.ip,
                   action, target_type, str(target_id), outcome,
-                  json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))]
+                  json.dumps(detail or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
         digest = entry_hash(prev_hash, fields)
-        await store.insert_entry(conn, store.AuditEntry(*fields, prev_hash, digest))  # type: ignore[arg-type]
+        await store.insert_entry(conn, store.AuditEntry(*fields, prev_hash, digest))
 
     async def record_alone(self, actor: Actor, action: str, **kwargs: Any) -> None:
         """Append an entry in a transaction of its own (refusals, failed logins, reads)."""

@@ -133,10 +133,11 @@ class BroadcastService:
         rows = await store.tally(self.db, broadcast_id)
         for org_id in {t.org_id for t in rows}:
             names.update(await targets.department_names(self.db, org_id))
-        groups = [{"org_id": t.org_id, "department_id": t.department_id,
-                   "department": names.get(t.department_id or 0, "（所属なし）"), "recipients": t.recipients,
-                   "delivered": t.delivered, "read": t.read, "acked": t.acked} for t in rows]
-        totals = {k: sum(int(g[k]) for g in groups) for k in ("recipients", "delivered", "read", "acked")}  # type: ignore[call-overload]
+        groups: list[dict[str, Any]] = [
+            {"org_id": t.org_id, "department_id": t.department_id,
+             "department": names.get(t.department_id or 0, "（所属なし）"), "recipients": t.recipients,
+             "delivered": t.delivered, "read": t.read, "acked": t.acked} for t in rows]
+        totals = {k: sum(int(g[k]) for g in groups) for k in ("recipients", "delivered", "read", "acked")}
         waiting = await store.pending(self.db, broadcast_id, "acked_at" if broadcast.ack_required else "read_at")
         cards = await org_store.get_cards(self.db, waiting[:500])
         return {"broadcast": broadcast_json(broadcast), "totals": totals, "groups": groups,

@@ -120,7 +120,7 @@ def _rows(data: bytes, headers: dict[str, tuple[str, ...]], required: tuple[str,
     missing = [k for k in required if k not in columns]
     if missing:
         raise CsvRejected([CsvError(1, k, "missing column") for k in missing])
-    out = []
+    out: list[tuple[int, dict[str, str]]] = []
     try:
         for line_no, record in enumerate(reader, start=2):
             if not any(cell.strip() for cell in record):

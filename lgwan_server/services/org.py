@@ -312,8 +312,7 @@ class OrgService:
         """Record transfers; those effective today or earlier are applied at once (all or none)."""
         self.require_admin(actor, org_id)
         for item in items:
-            staff = await self.admin_staff(actor, item.staff_id)
-            if staff.org_id != org_id:
+            if (await self.admin_staff(actor, item.staff_id)).org_id != org_id:
                 raise AppError("staff_not_found")
             await self._check_placement(org_id, item.department_id, item.rank_id)
         now = now_iso()

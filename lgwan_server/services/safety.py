@@ -183,13 +183,14 @@ class SafetyService:
         check = await self._managed(actor, check_id)
         names = await targets.department_names(self.db, check.org_id)
         rows = await store.tally(self.db, check_id)
-        departments = [{"department_id": t.department_id, "department": names.get(t.department_id or 0, "（所属なし）"),
-                        "targets": t.targets, "answered": t.answered, "unanswered": t.targets - t.answered,
-                        "safe": t.safe, "minor": t.minor, "serious": t.serious, "need_help": t.need_help,
-                        "needs_attention": t.serious + t.need_help, "attend_yes": t.attend_yes} for t in rows]
+        departments: list[dict[str, Any]] = [
+            {"department_id": t.department_id, "department": names.get(t.department_id or 0, "（所属なし）"),
+             "targets": t.targets, "answered": t.answered, "unanswered": t.targets - t.answered,
+             "safe": t.safe, "minor": t.minor, "serious": t.serious, "need_help": t.need_help,
+             "needs_attention": t.serious + t.need_help, "attend_yes": t.attend_yes} for t in rows]
         total_keys = ("targets", "answered", "unanswered", "safe", "minor", "serious", "need_help", "needs_attention",
                       "attend_yes")
-        totals = {k: sum(int(d[k]) for d in departments) for k in total_keys}  # type: ignore[call-overload]
+        totals = {k: sum(int(d[k]) for d in departments) for k in total_keys}
         return {"check": check_json(check), "totals": totals, "departments": departments}
 
     async def remind(self, actor: Actor, check_id: int) -> int:

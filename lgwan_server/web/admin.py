@@ -42,11 +42,11 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/admin/org")
-async def update_org(request: web.Request) -> web.Response:
+async def update_org(request: web.Request) -> web.StreamResponse:
     org_id = _require_admin(request)
     body = await read_json(request, "UpdateOrgRequest")
     await kernel(request).org.update_policy(actor(request), org_id, body.get("ip_allowlist"), body.get("mfa_policy"))
-    return await get_org(request)
+    return await get_org(request)   # @routes.get types get_org as returning a StreamResponse
 
 
 @routes.get("/api/admin/staff")
