@@ -93,7 +93,7 @@ IMPORT_TO_DIST = {
     "aiohttp": "aiohttp", "aiosqlite": "aiosqlite", "argon2": "argon2-cffi", "pyotp": "pyotp",
     "segno": "segno", "jsonschema": "jsonschema", "yaml": "pyyaml", "magic": "python-magic",
     "openpyxl": "openpyxl", "pikepdf": "pikepdf", "PIL": "pillow", "defusedxml": "defusedxml",
-    "cryptography": "cryptography", "referencing": "referencing",
+    "cryptography": "cryptography", "referencing": "referencing", "reportlab": "reportlab",
 }
 # Imported directly but installed by a declared dependency (none at present; kept for such cases).
 PROVIDED_BY: dict[str, str] = {}

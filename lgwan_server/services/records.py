@@ -8,6 +8,7 @@ whatever the class; disposal needs a second person's approval and leaves a tombs
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +31,7 @@ from ..storage import rooms as room_store
 from ..storage.database import Database
 from ..storage.records import Mark, RecordRow
 from . import records_export as export
+from . import records_pdf
 from .actor import Actor
 from .audit import AuditService
 from .events import EventService
@@ -358,10 +360,22 @@ class RecordsService:
         attachments = await file_store.attachments_of(self.db, ids)
         export_rows = [self._export_row(r, history.get(r.message_id, []), attachments.get(r.message_id, []))
                        for r in rows]
-        files = {"records.xlsx": export.to_xlsx(export_rows, info, with_wareki=with_wareki),
-                 "records.csv": export.to_csv(export_rows, with_wareki=with_wareki)}
+        pdf = len(export_rows) <= records_pdf.MAX_PDF_ROWS
+        info = [*info, ("PDF", "records.pdf" if pdf else
+                        f"{records_pdf.MAX_PDF_ROWS:,} 件を超えるため作成していません（期間を分けて書き出してください）")]
+        # Building the files is CPU work on pure data: a worker thread, so the loop keeps serving.
+        files = await asyncio.to_thread(self._files, export_rows, info, with_wareki, pdf)
         signer = self.signer()
         return build_bundle(files, {**meta, "rows": len(rows), "generated_at": now_iso()}, signer)
+
+    @staticmethod
+    def _files(rows: list[export.ExportRow], info: list[tuple[str, str]], with_wareki: bool,
+               pdf: bool) -> dict[str, bytes]:
+        files = {"records.xlsx": export.to_xlsx(rows, info, with_wareki=with_wareki),
+                 "records.csv": export.to_csv(rows, with_wareki=with_wareki)}
+        if pdf:
+            files["records.pdf"] = records_pdf.to_pdf(rows, info, with_wareki=with_wareki)
+        return files
 
     @staticmethod
     def _export_row(r: RecordRow, versions: list[tuple[int, str, str]],

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 NETWORK_ERRORS = ("Failed to establish a new connection", "Temporary failure in name resolution",
                   "Could not fetch URL", "NewConnectionError", "ConnectTimeout", "Network is unreachable",
                   "No route to host")
-LGWAN_ONLY = ("jsonschema", "pyyaml", "python-magic", "openpyxl")
+LGWAN_ONLY = ("jsonschema", "pyyaml", "python-magic", "openpyxl", "reportlab")
 SANITIZER_ONLY = ("pikepdf", "pillow", "defusedxml")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date
 
 import openpyxl
+import pikepdf
 import pytest
 from lgwan_harness import ClientFactory, Roster, ServerProcess, StaffClient, today_jst
 
@@ -54,6 +55,21 @@ def _rows(bundle: bytes) -> tuple[list[str], list[list[object]], dict[str, objec
     return [str(v) for v in values[0]], values[1:], info
 
 
+def _pdf_text(bundle: bytes) -> str:
+    """The text drawn on the PDF's pages, whitespace removed (lines wrap anywhere in Japanese). The
+    built-in CID font encodes text as UTF-16BE."""
+    with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
+        pdf = pikepdf.open(io.BytesIO(zf.read("records.pdf")))
+    drawn = []
+    for page in pdf.pages:
+        for operands, operator in pikepdf.parse_content_stream(page):
+            if str(operator) == "Tj":
+                drawn.append(bytes(operands[0]).decode("utf-16-be"))
+            elif str(operator) == "TJ":
+                drawn.extend(bytes(part).decode("utf-16-be") for part in operands[0] if isinstance(part, pikepdf.String))
+    return "".join("".join(drawn).split())
+
+
 async def test_export_keeps_affiliation_at_sending_across_a_transfer(
         make_server: Callable[..., ServerProcess], clients: ClientFactory, roster: Roster) -> None:
     server = make_server()
@@ -90,6 +106,14 @@ async def test_export_keeps_affiliation_at_sending_across_a_transfer(
         assert b"<f>" not in sheet_zip.read("xl/worksheets/sheet1.xml")
     assert "'=HYPERLINK" in csv_text and a.affiliation in csv_text
     assert info["ルーム"] == "議会答弁調整" and a.name in str(info["メンバー"])
+    # The PDF (acceptance statement 12) says the same: each message with its 所属 at the time of sending.
+    assert info["PDF"] == "records.pdf"
+    text = _pdf_text(reply.raw)
+    squash = lambda value: "".join(value.split())  # noqa: E731
+    assert squash(f"{a.name}（{a.affiliation}）") in text
+    assert squash(f"{a.name}（{new_home.affiliation}）") in text
+    assert squash("答弁案の第一稿を共有します。＝修正は金曜まで") in text and "=HYPERLINK" in text
+    assert squash("メンバー") in text and "議会答弁調整" in text and str(before["id"]) in text
 
     # the audit log records the export (without its content)
     assert server.scalar("SELECT count(*) FROM audit_log WHERE action = 'records.export' AND actor_id = ?",
@@ -106,7 +130,7 @@ async def test_manifest_detects_one_changed_byte(make_server: Callable[..., Serv
     bundle = (await alice.post("/api/records/exports", json={"room_id": room["id"]}, expect=200)).raw
     fingerprint = (await alice.get("/api/records/key", expect=200)).data["fingerprint"]
     manifest = verify_bundle(bundle, fingerprint)
-    assert {f["name"] for f in manifest["files"]} == {"records.xlsx", "records.csv"}
+    assert {f["name"] for f in manifest["files"]} == {"records.xlsx", "records.csv", "records.pdf"}
 
     with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
