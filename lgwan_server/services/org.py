@@ -316,7 +316,7 @@ class OrgService:
                 raise AppError("staff_not_found")
             await self._check_placement(org_id, item.department_id, item.rank_id)
         now = now_iso()
-        async with self.db.transaction("schedule_transfers") as conn:
+        async with self.db.transaction("schedule_transfers", offload=True) as conn:
             for item in items:
                 staff = await store.get_staff(conn, item.staff_id)
                 assert staff is not None
@@ -336,7 +336,7 @@ class OrgService:
         """Apply every assignment whose 発令日 (JST) has come. Run at start-up and every minute."""
         actor = actor or Actor.system()
         now = now_iso()
-        async with self.db.transaction("apply_transfers") as conn:
+        async with self.db.transaction("apply_transfers", offload=True) as conn:
             due = await store.due_assignments(conn, today_jst())
             orgs: set[int] = set()
             for item in due:
