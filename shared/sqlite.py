@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Source = Union["Database", "Inline", aiosqlite.Connection]
 
 SLOW_TRANSACTION_MS = 200
+SLOW_INLINE_MS = 20             # an inline (loop-thread) read slower than this is logged
 CHECKPOINT_EVERY = 200          # commits between two background WAL checkpoints
 BUSY_TIMEOUT_SECONDS = 5.0      # how long BEGIN waits for another process's write lock
 _MIGRATION_NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -94,7 +95,14 @@ class Inline:
         self._raw = raw
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args)
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            # A read that scans does not belong here: it stops every socket while it runs. Say so.
+            elapsed = (time.perf_counter() - started) * 1000
+            if elapsed > SLOW_INLINE_MS:
+                log.warning("slow inline read", extra={"ms": round(elapsed, 1), "sql": str(args[0])[:120]})
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return Cursor(await self._run(self._raw.execute, sql, params))

@@ -359,6 +359,18 @@ async def test_the_inline_reader_sees_commits_at_once_and_cannot_write(db: Datab
     assert await db.fetchval("SELECT count(*) FROM t") == 1
 
 
+async def test_a_slow_inline_read_is_logged(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """A scan sent to the loop-thread reader by mistake shows in the log with its SQL."""
+    scan = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000)"
+            " SELECT count(*) FROM c")
+    with caplog.at_level(logging.WARNING, logger="shared.sqlite"):
+        await fetchval(db.inline, "SELECT count(*) FROM t")
+        assert caplog.records == []
+        assert await fetchval(db.inline, scan) == 2000000
+    assert [r.getMessage() for r in caplog.records] == ["slow inline read"]
+    assert caplog.records[0].sql.startswith("WITH RECURSIVE")  # type: ignore[attr-defined]
+
+
 async def test_an_offloaded_transaction_leaves_the_loop_serving(db: Database) -> None:
     """A long transaction (a purge, a bulk import) runs its statements on the writer's thread."""
     slow = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000)"
