@@ -55,7 +55,8 @@ _MIGRATION_NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
 class Cursor:
-    """A statement's result on the writer, behind the awaitable surface of an aiosqlite cursor."""
+    """What a statement on ``Inline``/``Writer`` returns: the part of a cursor storage code reads (reads
+    themselves go through ``execute_fetchall``)."""
 
     __slots__ = ("_cur",)
 
@@ -69,15 +70,6 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return self._cur.rowcount
-
-    async def fetchone(self) -> sqlite3.Row | None:
-        return self._cur.fetchone()    # type: ignore[no-any-return]
-
-    async def fetchall(self) -> list[sqlite3.Row]:
-        return self._cur.fetchall()
-
-    async def close(self) -> None:
-        self._cur.close()
 
 
 class Inline:
@@ -207,7 +199,7 @@ class Database:
         self._checkpoint: asyncio.Task[None] | None = None
 
     @classmethod
-    def _connect_inline(cls, path: Path, *pragmas: str) -> sqlite3.Connection:
+    def _connect_raw(cls, path: Path, *pragmas: str) -> sqlite3.Connection:
         raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         raw.row_factory = sqlite3.Row
         for pragma in (*cls.PRAGMAS, *pragmas):
@@ -218,7 +210,7 @@ class Database:
     def _connect_writer(cls, path: Path) -> Writer:
         # busy_timeout 0: BEGIN must not block the loop (Writer.begin waits for a busy file itself);
         # checkpoints run on the writer's thread between transactions (_run_checkpoint).
-        return Writer(cls._connect_inline(path, "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0"))
+        return Writer(cls._connect_raw(path, "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0"))
 
     @classmethod
     async def _connect(cls, path: Path) -> aiosqlite.Connection:
@@ -236,10 +228,9 @@ class Database:
         systemd units of both tiers create their state folder 0700 too (StateDirectoryMode).
         """
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = cls._connect_writer(path)
-        readers_ = [await cls._connect(path) for _ in range(readers)]
-        return cls(conn, readers_, Inline(cls._connect_inline(path, "PRAGMA query_only=ON")),
-                   path)
+        writer = cls._connect_writer(path)
+        inline = Inline(cls._connect_raw(path, "PRAGMA query_only=ON"))
+        return cls(writer, [await cls._connect(path) for _ in range(readers)], inline, path)
 
     async def close(self) -> None:
         if self._checkpoint is not None:

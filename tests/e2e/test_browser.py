@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,25 @@ PASSWORD = "guest-pass-2026!"
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
+
+
+def in_own_thread(flow: Callable[[Path], None], tmp_path: Path) -> None:
+    """Run a browser flow on a thread of its own: another module's session-scoped Playwright (sync API)
+    keeps an event loop on the main thread, where neither asyncio.run() nor a second sync_playwright()
+    may start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(flow, tmp_path).result()
+
+
+def begin_enrolment(page: Any, login: str, password: str) -> str:
+    """Fill the relay's enrolment form (Japanese) up to the QR code; returns the TOTP secret it shows."""
+    enrol = page.locator("#view-enrol")
+    enrol.get_by_label("ログインID").fill(login)
+    enrol.get_by_label("パスワード").fill(password)
+    enrol.get_by_role("button", name="QRコードを 出す").click()
+    secret = page.locator("#totp-secret")
+    playwright_sync.expect(secret).not_to_be_empty()
+    return str(secret.inner_text()).strip()
 
 
 def _code(secret: str, used: list[int]) -> str:
@@ -86,10 +106,7 @@ def _staff_shot(page: Any, name: str) -> None:
 
 
 def test_invitation_flow_in_the_browser(tmp_path: Path) -> None:
-    # Own thread: another module's session-scoped Playwright (sync API) keeps an event loop on the main
-    # thread, where neither asyncio.run() nor a second sync_playwright() may start.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_invitation_flow, tmp_path).result()
+    in_own_thread(_invitation_flow, tmp_path)
 
 
 def _invitation_flow(tmp_path: Path) -> None:
@@ -155,15 +172,11 @@ def _invitation_flow(tmp_path: Path) -> None:
             expect(page.locator("#privacy-text")).to_contain_text("利用目的")
             assert page.url.endswith("/enrol"), "the token must leave the address bar"
             enrol = page.locator("#view-enrol")
-            enrol.get_by_label("ログインID").fill("yamada-hosp")
-            enrol.get_by_label("パスワード").fill(PASSWORD)
-            enrol.get_by_role("button", name="QRコードを 出す").click()
-            secret_el = page.locator("#totp-secret")
-            expect(secret_el).not_to_be_empty()
+            secret = begin_enrolment(page, "yamada-hosp", PASSWORD)
             page.wait_for_function("() => { const i = document.getElementById('totp-qr');"
                                    " return i.complete && i.naturalWidth > 0; }")   # drawn locally, as an image
             used: list[int] = []
-            enrol.get_by_label("アプリに 出ている 6けたの 数字").fill(_code(secret_el.inner_text().strip(), used))
+            enrol.get_by_label("アプリに 出ている 6けたの 数字").fill(_code(secret, used))
             _shot(page, "00-enrol-form")
             assert _axe(page) == []
             enrol.get_by_role("button", name="登録する").click()
@@ -174,7 +187,6 @@ def _invitation_flow(tmp_path: Path) -> None:
             expect(page.get_by_text("登録 できました。")).to_be_visible()
             _shot(page, "01-enrolled")
             assert _axe(page) == []
-            secret = secret_el.inner_text().strip()
 
             # LGWAN hears of the enrolment and the acknowledgement: the owner's panel changes by itself.
             expect(item.locator(".guest-status")).to_have_text("承認待ち", timeout=30000)

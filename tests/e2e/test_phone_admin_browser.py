@@ -12,7 +12,6 @@ file. 中継サーバー連携 shows the live link and pauses, resumes and resyn
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from .harness import PASSWORD, start_two_tiers
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, _axe, _code, open_link
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, _axe, _code, begin_enrolment, in_own_thread, open_link
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
@@ -35,9 +34,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_phone_grant_device_approval_and_bridge_in_the_browser(tmp_path: Path) -> None:
-    # Own thread: another module's session-scoped Playwright (sync API) keeps an event loop on the main thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_phone_admin_flow, tmp_path).result()
+    in_own_thread(_phone_admin_flow, tmp_path)
 
 
 def _phone_admin_flow(tmp_path: Path) -> None:
@@ -89,12 +86,7 @@ def _phone_admin_flow(tmp_path: Path) -> None:
             expect(phone.locator("#enrol-invited")).to_contain_text("鈴木 健太")
             expect(phone.locator("#privacy-box")).to_be_hidden()       # staff: no guest privacy notice
             enrol = phone.locator("#view-enrol")
-            enrol.get_by_label("ログインID").fill("suzuki-phone")
-            enrol.get_by_label("パスワード").fill(PHONE_PASSWORD)
-            enrol.get_by_role("button", name="QRコードを 出す").click()
-            secret_el = phone.locator("#totp-secret")
-            expect(secret_el).not_to_be_empty()
-            secret = secret_el.inner_text().strip()
+            secret = begin_enrolment(phone, "suzuki-phone", PHONE_PASSWORD)
             phone_codes: list[int] = []
             enrol.get_by_label("アプリに 出ている 6けたの 数字").fill(_code(secret, phone_codes))
             enrol.get_by_role("button", name="登録する").click()

@@ -13,7 +13,6 @@ the chat in English, then switches back.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import re
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from .harness import PASSWORD, start_two_tiers
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, _axe, _code, open_link
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, _axe, _code, in_own_thread, open_link
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")
@@ -108,9 +107,7 @@ def _no_japanese(page: Any, *skip: str) -> None:
 
 
 def test_guest_ui_in_english_and_back(tmp_path: Path) -> None:
-    # Own thread: another module's session-scoped Playwright (sync API) keeps an event loop on the main thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(_english_flow, tmp_path).result()
+    in_own_thread(_english_flow, tmp_path)
 
 
 def _english_flow(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ the optional details (参集可否, 到着見込み, 現在地) follow and repla
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,7 @@ import pytest
 
 from .harness import PASSWORD, TwoTiers, query, start_two_tiers
 from .phones import City, seed_city, start_city
-
-CHROMIUM = Path(os.environ.get("KAKEHASHI_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed")

@@ -21,7 +21,6 @@ def refusal_codes() -> set[str]:
     for name in ("inbox.py", "files.py"):
         text = (ROOT / "lgwan_server" / "bridge" / name).read_text(encoding="utf-8")
         codes.update(re.findall(r'Refused\("([a-z_]+)"', text))
-        codes.update(re.findall(r'else "([a-z_]+)"\) from None', text))
     return codes
 
 
